@@ -1,0 +1,158 @@
+"""What the agent streams: small frozen dataclasses, one per kind of step.
+
+The UI, the headless runner and the eval harness consume the same stream. Every run ends
+with exactly one terminal event (FinalAnswer, StepLimitReached, Stopped or AgentFailed),
+which carries the turn's OpenAI-style messages for the conversation history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from llm.types import Message
+
+
+@dataclasses.dataclass(frozen=True)
+class StepStarted:
+    step: int  # 1-based model call within the turn
+    prompt: str = ""  # exact prompt text sent to the model
+
+
+@dataclasses.dataclass(frozen=True)
+class TextDelta:
+    """Raw model text as it streams (stop words already withheld)."""
+
+    step: int
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Thought:
+    step: int
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolCall:
+    step: int
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    raw_arguments: str  # what the model wrote
+    repaired: bool = False  # arguments were repaired before the call
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    step: int
+    call_id: str
+    name: str
+    text: str
+    seconds: float
+    ok: bool
+    source: Literal["tool", "agent"] = "tool"  # "agent": the agent wrote it (unknown tool, ...)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscardedObservation:
+    """An Observation the model wrote itself; never fed back."""
+
+    step: int
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCallEnd:
+    step: int
+    reason: str  # llm.types.StopReason value
+    stop_word: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class StepError:
+    """A step went wrong but the turn goes on (bad arguments, unparsable action)."""
+
+    step: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalAnswer:
+    text: str
+    steps: int
+    messages: tuple[Message, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class StepLimitReached:
+    steps: int
+    message: str
+    messages: tuple[Message, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Stopped:
+    """The user cancelled the turn."""
+
+    steps: int
+    partial_text: str = ""
+    messages: tuple[Message, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentFailed:
+    """The model service failed (generation error); the turn ends."""
+
+    steps: int
+    message: str
+    messages: tuple[Message, ...] = ()
+
+
+AgentEvent = (
+    StepStarted
+    | TextDelta
+    | Thought
+    | ToolCall
+    | Observation
+    | DiscardedObservation
+    | ModelCallEnd
+    | StepError
+    | FinalAnswer
+    | StepLimitReached
+    | Stopped
+    | AgentFailed
+)
+TerminalEvent = FinalAnswer | StepLimitReached | Stopped | AgentFailed
+
+_TYPE_NAMES = {
+    StepStarted: "step_started",
+    TextDelta: "text_delta",
+    Thought: "thought",
+    ToolCall: "tool_call",
+    Observation: "observation",
+    DiscardedObservation: "discarded_observation",
+    ModelCallEnd: "model_call_end",
+    StepError: "step_error",
+    FinalAnswer: "final_answer",
+    StepLimitReached: "step_limit",
+    Stopped: "stopped",
+    AgentFailed: "failed",
+}
+
+
+def event_type(event: AgentEvent) -> str:
+    return _TYPE_NAMES[type(event)]
+
+
+def event_to_dict(event: AgentEvent) -> dict[str, Any]:
+    """JSON-ready dict with a "type" field (the headless runner's --json lines)."""
+    return {"type": event_type(event), **dataclasses.asdict(event)}
+
+
+def is_terminal(event: AgentEvent) -> bool:
+    return isinstance(event, FinalAnswer | StepLimitReached | Stopped | AgentFailed)

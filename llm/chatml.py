@@ -1,0 +1,71 @@
+"""ChatML rendering for models without a usable chat template (Qwen v1, scripted).
+
+Qwen v1 checkpoints ship no Jinja chat template; their remote code builds ChatML by hand.
+CHATML_TEMPLATE is that format as a template, given to converted v1 tokenizers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llm.types import Message
+
+DEFAULT_SYSTEM = "You are a helpful assistant."
+
+CHATML_TEMPLATE = (
+    "{%- if messages[0]['role'] != 'system' %}"
+    "{{- '<|im_start|>system\\n" + DEFAULT_SYSTEM + "<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+_TOOLS_HEADER = (
+    "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+_TOOLS_FOOTER = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and "
+    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+)
+
+
+def render_chatml(
+    messages: list[Message],
+    tools: list[dict[str, Any]] | None = None,
+    continue_final: bool = False,
+) -> str:
+    """Render messages as ChatML text; tools in the Qwen2.5 system-prompt style."""
+    msgs = list(messages)
+    if not msgs or msgs[0]["role"] != "system":
+        msgs.insert(0, {"role": "system", "content": DEFAULT_SYSTEM})
+    parts: list[str] = []
+    for i, m in enumerate(msgs):
+        content = m.get("content") or ""
+        role = m["role"]
+        if i == 0 and tools:
+            content += _TOOLS_HEADER
+            content += "".join("\n" + json.dumps(t, ensure_ascii=False) for t in tools)
+            content += _TOOLS_FOOTER
+        if role == "assistant" and m.get("tool_calls"):
+            for call in m["tool_calls"]:
+                fn = call["function"]
+                args = fn["arguments"]
+                if isinstance(args, str):
+                    args = json.loads(args)
+                payload = json.dumps({"name": fn["name"], "arguments": args}, ensure_ascii=False)
+                content += ("\n" if content else "") + f"<tool_call>\n{payload}\n</tool_call>"
+        if role == "tool":
+            role, content = "user", f"<tool_response>\n{content}\n</tool_response>"
+        last = i == len(msgs) - 1
+        if last and continue_final and role == "assistant":
+            parts.append(f"<|im_start|>{role}\n{content}")
+        else:
+            parts.append(f"<|im_start|>{role}\n{content}<|im_end|>\n")
+    if not continue_final:
+        parts.append("<|im_start|>assistant\n")
+    return "".join(parts)

@@ -1,0 +1,346 @@
+"""Tools as typed functions: @tool builds the JSON schema from hints and docstring.
+
+A tool renders two ways: Qwen's ReAct description line and the OpenAI / Qwen2.5 `tools`
+schema. Calling a tool never raises: failures and timeouts come back as a ToolResult whose
+text the agent feeds to the model as the Observation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import threading
+import time
+import types
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_TIMEOUT = 30.0
+MAX_RESULT_CHARS = 4000
+
+
+class ToolDefinitionError(TypeError):
+    """A function cannot become a tool (missing hint or description)."""
+
+
+class DuplicateToolError(ValueError):
+    pass
+
+
+class ToolArgumentError(ValueError):
+    """Arguments do not fit the tool's schema; the message is written for the model."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    text: str
+    ok: bool
+    seconds: float
+    error: str | None = None
+    truncated: bool = False
+
+
+_JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+}
+
+
+def _schema_for(hint: Any, where: str) -> tuple[dict[str, Any], bool]:
+    """JSON schema for a type hint; second value: whether None is allowed."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            raise ToolDefinitionError(f"{where}: only X | None unions are supported")
+        return _schema_for(rest[0], where)[0], True
+    if origin is typing.Literal:
+        kinds = {type(a) for a in args}
+        if len(kinds) != 1 or next(iter(kinds)) not in _JSON_TYPES:
+            raise ToolDefinitionError(f"{where}: Literal values must share one simple type")
+        return {"type": _JSON_TYPES[next(iter(kinds))], "enum": list(args)}, False
+    if origin in (list, tuple) or hint in (list, tuple):
+        schema: dict[str, Any] = {"type": "array"}
+        if args:
+            schema["items"] = _schema_for(args[0], where)[0]
+        return schema, False
+    if origin is dict or hint is dict:
+        return {"type": "object"}, False
+    if hint in _JSON_TYPES:
+        return {"type": _JSON_TYPES[hint]}, False
+    raise ToolDefinitionError(f"{where}: unsupported type hint {hint!r}")
+
+
+_ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
+_SECTION = re.compile(r"^\s*(Returns|Raises|Yields|Examples?|Notes?):\s*$", re.MULTILINE)
+
+
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Google-style docstring -> (summary, {param: description})."""
+    doc = inspect.cleandoc(doc)
+    m = _ARGS_HEADER.search(doc)
+    if not m:
+        return doc.strip(), {}
+    summary = doc[: m.start()].strip()
+    body = doc[m.end() :]
+    end = _SECTION.search(body)
+    if end:
+        body = body[: end.start()]
+    params: dict[str, str] = {}
+    current = None
+    for line in body.splitlines():
+        pm = re.match(r"^\s{0,8}(\w+)\s*(\([^)]*\))?\s*:\s*(.*)$", line)
+        if pm and (current is None or len(line) - len(line.lstrip()) <= indent):
+            current = pm.group(1)
+            indent = len(line) - len(line.lstrip())
+            params[current] = pm.group(3).strip()
+        elif current and line.strip():
+            params[current] = (params[current] + " " + line.strip()).strip()
+    return summary, params
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str  # name_for_model
+    name_for_human: str
+    description: str  # description_for_model
+    parameters: dict[str, Any]  # JSON schema of an object
+    func: Callable[..., Any] = field(repr=False, compare=False)
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self.parameters["properties"])
+
+    def react_parameters(self) -> list[dict[str, Any]]:
+        """Qwen's ReAct parameter list: [{name, description, required, schema}]."""
+        required = set(self.parameters.get("required", []))
+        out = []
+        for pname, schema in self.parameters["properties"].items():
+            s = {k: v for k, v in schema.items() if k != "description"}
+            out.append(
+                {
+                    "name": pname,
+                    "description": schema.get("description", ""),
+                    "required": pname in required,
+                    "schema": s,
+                }
+            )
+        return out
+
+    def openai_schema(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        """Check arguments against the schema; coerce obvious scalars ("3" -> 3)."""
+        if not isinstance(arguments, dict):
+            raise ToolArgumentError(
+                f"{self.name} expects a JSON object with {self.param_names}, got {arguments!r}"
+            )
+        props = self.parameters["properties"]
+        unknown = [k for k in arguments if k not in props]
+        if unknown:
+            raise ToolArgumentError(
+                f"{self.name} got unknown parameter(s) {unknown}; its parameters are "
+                f"{self.param_names}"
+            )
+        missing = [k for k in self.parameters.get("required", []) if k not in arguments]
+        if missing:
+            raise ToolArgumentError(f"{self.name} is missing required parameter(s) {missing}")
+        return {k: _coerce(v, props[k], f"{self.name}.{k}") for k, v in arguments.items()}
+
+
+def _coerce(value: Any, schema: dict[str, Any], where: str) -> Any:
+    kind = schema.get("type")
+    if value is None:
+        return None
+    ok = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "array": lambda v: isinstance(v, list),
+        "object": lambda v: isinstance(v, dict),
+    }.get(kind, lambda v: True)
+    if not ok(value):
+        try:
+            if kind == "string" and isinstance(value, int | float | bool):
+                value = str(value)
+            elif kind == "integer" and isinstance(value, str | float):
+                if float(value) != int(float(value)):
+                    raise ValueError
+                value = int(float(value))
+            elif kind == "number" and isinstance(value, str):
+                value = float(value)
+            elif kind == "boolean" and isinstance(value, str) and value.lower() in (
+                "true",
+                "false",
+            ):
+                value = value.lower() == "true"
+            else:
+                raise ValueError
+        except ValueError:
+            raise ToolArgumentError(f"{where} must be of type {kind}, got {value!r}") from None
+    if "enum" in schema and value not in schema["enum"]:
+        raise ToolArgumentError(f"{where} must be one of {schema['enum']}, got {value!r}")
+    return value
+
+
+def make_tool(
+    func: Callable[..., Any],
+    *,
+    name: str | None = None,
+    name_for_human: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Tool:
+    tool_name = name or func.__name__
+    if not func.__doc__ or not func.__doc__.strip():
+        raise ToolDefinitionError(f"tool {tool_name!r} needs a docstring describing it")
+    summary, param_docs = _parse_docstring(func.__doc__)
+    if not summary:
+        raise ToolDefinitionError(f"tool {tool_name!r}: the docstring needs a summary line")
+    hints = typing.get_type_hints(func)
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for pname, param in inspect.signature(func).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ToolDefinitionError(f"tool {tool_name!r}: *args/**kwargs are not supported")
+        where = f"tool {tool_name!r}, parameter {pname!r}"
+        if pname not in hints:
+            raise ToolDefinitionError(f"{where}: missing type hint")
+        if not param_docs.get(pname):
+            raise ToolDefinitionError(f"{where}: missing description in the docstring Args")
+        schema, nullable = _schema_for(hints[pname], where)
+        schema["description"] = param_docs[pname]
+        props[pname] = schema
+        if param.default is inspect.Parameter.empty and not nullable:
+            required.append(pname)
+    parameters = {"type": "object", "properties": props, "required": required}
+    return Tool(
+        name=tool_name,
+        name_for_human=name_for_human or tool_name.replace("_", " ").title(),
+        description=summary,
+        parameters=parameters,
+        func=func,
+        timeout=timeout,
+    )
+
+
+def tool(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    name_for_human: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Any:
+    """Decorator: @tool or @tool(name=..., name_for_human=..., timeout=...) -> Tool."""
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        return make_tool(f, name=name, name_for_human=name_for_human, timeout=timeout)
+
+    return wrap(func) if func is not None else wrap
+
+
+def result_text(value: Any, max_chars: int = MAX_RESULT_CHARS) -> tuple[str, bool]:
+    """Tool return value -> Observation text (JSON for structures, non-ASCII kept)."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, dict | list | tuple | int | float | bool) or value is None:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    if len(text) > max_chars:
+        cut = len(text) - max_chars
+        return text[:max_chars] + f"\n...[truncated {cut} characters]", True
+    return text, False
+
+
+class ToolRegistry:
+    """An explicit, ordered set of tools; names are unique."""
+
+    def __init__(self, tools: list[Tool] | None = None, max_result_chars: int = MAX_RESULT_CHARS):
+        self._tools: dict[str, Tool] = {}
+        self.max_result_chars = max_result_chars
+        for t in tools or []:
+            self.register(t)
+
+    def register(self, t: Tool) -> Tool:
+        if not isinstance(t, Tool):
+            raise ToolDefinitionError(f"{t!r} is not a Tool: decorate it with @tool first")
+        if t.name in self._tools:
+            raise DuplicateToolError(f"a tool named {t.name!r} is already registered")
+        self._tools[t.name] = t
+        return t
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def subset(self, names: list[str] | tuple[str, ...] | set[str]) -> ToolRegistry:
+        """The enabled tools, in registry order; unknown names are ignored."""
+        wanted = set(names)
+        return ToolRegistry(
+            [t for t in self if t.name in wanted], max_result_chars=self.max_result_chars
+        )
+
+    def call(self, name: str, arguments: Any, timeout: float | None = None) -> ToolResult:
+        """Run a tool; any failure becomes an error ToolResult, never an exception."""
+        start = time.perf_counter()
+
+        def fail(msg: str) -> ToolResult:
+            return ToolResult(f"Error: {msg}", False, time.perf_counter() - start, error=msg)
+
+        t = self._tools.get(name)
+        if t is None:
+            return fail(f"unknown tool {name!r}. Available tools: {', '.join(self.names())}")
+        try:
+            kwargs = t.validate(arguments)
+        except ToolArgumentError as e:
+            return fail(str(e))
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = t.func(**kwargs)
+            except Exception as e:  # noqa: BLE001 - a tool's failure is the model's feedback
+                box["error"] = f"{type(e).__name__}: {e}"
+
+        worker = threading.Thread(target=target, name=f"tool-{name}", daemon=True)
+        worker.start()
+        limit = t.timeout if timeout is None else timeout
+        worker.join(limit)
+        if worker.is_alive():
+            return fail(f"tool {name!r} timed out after {limit:g} s")
+        if "error" in box:
+            return fail(f"tool {name!r} failed: {box['error']}")
+        text, truncated = result_text(box.get("value"), self.max_result_chars)
+        return ToolResult(text, True, time.perf_counter() - start, truncated=truncated)
