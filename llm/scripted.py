@@ -77,7 +77,8 @@ class ScriptedBackend:
         start = time.perf_counter()
         prompt_tokens = len(self.render(request)) // 4
         if self._next >= len(self.completions):
-            yield GenerationEnd("", StopReason.ERROR, error="the scripted model has no more replies")
+            msg = "the scripted model has no more replies"
+            yield GenerationEnd("", StopReason.ERROR, error=msg)
             return
         item = self.completions[self._next]
         self._next += 1

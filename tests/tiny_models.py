@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the chat template below is data)
 """Tiny checkpoints built offline: a Qwen2-architecture model with random weights and a
 byte-level BPE tokenizer trained here, wrapped with the ChatML special tokens and a chat
 template that renders tools the Qwen2.5 way. Saved with save_pretrained, so tests load them
@@ -64,7 +65,7 @@ def _corpus() -> list[str]:
     lines = []
     for i in range(400):
         a, b, c = words[i % len(words)], words[(i * 7) % len(words)], words[(i * 13) % len(words)]
-        lines.append(f"{a} {b}: {c} {{\"name\": \"{b}\", \"n\": {i}}} {i * 37 % 1000}.\n")
+        lines.append(f'{a} {b}: {c} {{"name": "{b}", "n": {i}}} {i * 37 % 1000}.\n')
     lines.append("Thought: I now know the final answer\nFinal Answer: 42\nObservation: ok\n")
     return lines
 

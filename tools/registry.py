@@ -95,7 +95,8 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     if end:
         body = body[: end.start()]
     params: dict[str, str] = {}
-    current = None
+    current: str | None = None
+    indent = 0
     for line in body.splitlines():
         pm = re.match(r"^\s{0,8}(\w+)\s*(\([^)]*\))?\s*:\s*(.*)$", line)
         if pm and (current is None or len(line) - len(line.lstrip()) <= indent):
@@ -190,9 +191,14 @@ def _coerce(value: Any, schema: dict[str, Any], where: str) -> Any:
                 value = int(float(value))
             elif kind == "number" and isinstance(value, str):
                 value = float(value)
-            elif kind == "boolean" and isinstance(value, str) and value.lower() in (
-                "true",
-                "false",
+            elif (
+                kind == "boolean"
+                and isinstance(value, str)
+                and value.lower()
+                in (
+                    "true",
+                    "false",
+                )
             ):
                 value = value.lower() == "true"
             else:
