@@ -1,0 +1,127 @@
+"""The shipped case file, the case loader's error messages, and switch parsing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agent.errors import AgentInputError
+from agent.eval import (
+    CaseFileError,
+    build_settings,
+    load_cases,
+    parse_switches,
+)
+from agent.eval_guard import PROMPT_VARIANTS, needed_tool
+from agent.settings import AgentSettings
+
+CASES = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
+BUILTIN = {"employee_db", "calculator", "clock", "python"}
+
+
+def test_shipped_cases_cover_the_issue() -> None:
+    cases = load_cases(CASES)
+    assert len(cases) >= 60
+    langs = Counter(c.lang for c in cases)
+    assert langs["zh"] >= 25 and langs["en"] >= 25
+    assert sum(c.expected_tool is None for c in cases) >= 12  # false positives are measured
+    multi = [c for c in cases if c.expected_sequence and len(c.expected_sequence) > 1]
+    assert len(multi) >= 6
+    for c in cases:
+        assert c.expected_tool is None or c.expected_tool in BUILTIN, c.id
+        assert set(c.tools or ()) <= BUILTIN, c.id
+    assert {c.expected_tool for c in cases} == BUILTIN | {None}
+
+
+def test_guard_rule_never_fires_on_no_tool_cases() -> None:
+    """The reject switch must not turn a chit-chat case into a forced tool call."""
+    for c in load_cases(CASES):
+        if c.expected_tool is None:
+            assert needed_tool(c.query, list(c.tools or BUILTIN)) is None, c.id
+
+
+def _write(tmp_path: Path, lines: list[str]) -> Path:
+    p = tmp_path / "cases.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+GOOD = {"id": "a", "query": "q", "expected_tool": "calculator", "expected_arguments": {"x": 1}}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", ":1: not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        (json.dumps({**GOOD, "query": ""}), "'query' must be a non-empty string"),
+        (json.dumps({"id": "a", "query": "q"}), "'expected_tool' is required"),
+        (json.dumps({**GOOD, "expected_arguments": None}), "'expected_arguments' must be"),
+        (json.dumps({**GOOD, "tools": ["clock"]}), "is not among its tools"),
+        (json.dumps({**GOOD, "expected_sequence": ["clock"]}), "must start with the expected"),
+        (json.dumps({**GOOD, "tools": "calculator"}), "'tools' must be a list"),
+    ],
+)
+def test_bad_case_lines_name_the_problem(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(CaseFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_cases(_write(tmp_path, [line]))
+
+
+def test_loader_skips_comments_and_rejects_duplicates(tmp_path: Path) -> None:
+    ok = _write(tmp_path, ["# comment", "", json.dumps(GOOD)])
+    assert [c.id for c in load_cases(ok)] == ["a"]
+    with pytest.raises(CaseFileError, match="duplicate case id 'a'"):
+        load_cases(_write(tmp_path, [json.dumps(GOOD), json.dumps(GOOD)]))
+    with pytest.raises(CaseFileError, match="no cases"):
+        load_cases(_write(tmp_path, ["# nothing"]))
+    with pytest.raises(CaseFileError, match="not found"):
+        load_cases(tmp_path / "missing.jsonl")
+
+
+def test_switch_product_builds_settings() -> None:
+    base = AgentSettings(max_steps=3)
+    settings = build_settings(
+        base, parse_switches(["repair=on,off", "reject=off,on", "max_steps=5"])
+    )
+    assert [s.label for s in settings] == [
+        "repair=on reject=off max_steps=5",
+        "repair=on reject=on max_steps=5",
+        "repair=off reject=off max_steps=5",
+        "repair=off reject=on max_steps=5",
+    ]
+    assert [s.settings.repair_arguments for s in settings] == [True, True, False, False]
+    assert [s.reject_unverified for s in settings] == [False, True, False, True]
+    assert all(s.settings.max_steps == 5 for s in settings)
+    assert build_settings(base, [])[0].label == "default"
+    assert build_settings(base, [])[0].settings is base
+
+
+def test_prompt_switch_sets_the_system_prompt() -> None:
+    default, tool_first = build_settings(
+        AgentSettings(), parse_switches(["prompt=default,tool-first"])
+    )
+    assert default.settings.system_prompt == AgentSettings().system_prompt
+    assert tool_first.settings.system_prompt == PROMPT_VARIANTS["tool-first"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("repair", "expected NAME=VALUE"),
+        ("bogus=on", "unknown switch"),
+        ("prompt=shouty", "unknown variant"),
+    ],
+)
+def test_bad_switches(spec: str, message: str) -> None:
+    with pytest.raises(AgentInputError, match=message):
+        parse_switches([spec])
+
+
+def test_bad_switch_values() -> None:
+    with pytest.raises(AgentInputError, match="expected on/off"):
+        build_settings(AgentSettings(), parse_switches(["retry=maybe"]))
+    with pytest.raises(AgentInputError, match="expected an integer"):
+        build_settings(AgentSettings(), parse_switches(["max_steps=many"]))
