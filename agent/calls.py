@@ -1,0 +1,78 @@
+"""Running one tool call the model asked for: events out, messages for the history back.
+
+Shared by the ReAct and native formats. Nothing here raises on model mistakes: an unknown tool
+or unusable arguments become an error Observation (source "agent") the model can react to;
+a tool that fails or times out comes back from ToolRegistry.call as an error result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+from agent import events as ev
+from agent.errors import ToolCallError, UnknownToolError
+from agent.history import tool_call_entry, tool_message
+from agent.repair import resolve_arguments
+from llm.types import Message
+from tools.registry import ToolRegistry
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    call: dict[str, Any]  # the entry for the assistant message's tool_calls
+    result: Message  # the tool message
+    observation: str
+    invalid: str | None = None  # why the call could not run (unknown tool, bad arguments)
+
+
+def _lookup(tools: ToolRegistry, name: str):
+    tool = tools.get(name)
+    if tool is None:
+        available = ", ".join(tools.names())
+        if not name:
+            raise UnknownToolError(f"no tool was named. Use one of [{available}]")
+        raise UnknownToolError(f"unknown tool {name!r}. Use one of [{available}]")
+    return tool
+
+
+def run_call(
+    tools: ToolRegistry,
+    *,
+    step: int,
+    call_id: str,
+    name: str,
+    raw: Any,
+    raw_text: str,
+    repair: bool,
+    parse_error: str | None = None,
+) -> Generator[ev.AgentEvent, None, CallOutcome]:
+    """raw: Action Input text or the decoded native arguments; raw_text: as the model wrote it.
+
+    parse_error: the call itself could not be read (a broken <tool_call> block).
+    """
+    try:
+        if parse_error:
+            raise ToolCallError(parse_error)
+        tool = _lookup(tools, name)
+        resolved = resolve_arguments(tool, raw, repair=repair)
+    except ToolCallError as e:
+        message = f"Error: {e}"
+        yield ev.ToolCall(step, call_id, name, {}, raw_text)
+        yield ev.StepError(step, message)
+        yield ev.Observation(step, call_id, name, message, 0.0, ok=False, source="agent")
+        return CallOutcome(
+            tool_call_entry(call_id, name, raw if isinstance(raw, dict) else raw_text),
+            tool_message(call_id, name, message),
+            message,
+            invalid=str(e),
+        )
+    yield ev.ToolCall(step, call_id, name, resolved.arguments, raw_text, resolved.repaired)
+    result = tools.call(name, resolved.arguments)
+    yield ev.Observation(step, call_id, name, result.text, result.seconds, ok=result.ok)
+    return CallOutcome(
+        tool_call_entry(call_id, name, resolved.arguments),
+        tool_message(call_id, name, result.text),
+        result.text,
+    )

@@ -1,0 +1,149 @@
+"""The agent loop: call the model, run the tools it asks for, repeat until it answers.
+
+run() checks its inputs eagerly (misuse raises AgentError at call time, before any event)
+and returns the event stream. The stream always ends with exactly one terminal event whose
+`messages` are this turn's new OpenAI-style messages, user message first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterator
+
+from agent import events as ev
+from agent.errors import AgentInputError
+from agent.history import assistant_message, normalize_history, user_message
+from agent.native import NativeFormat
+from agent.react import ReactFormat
+from agent.settings import AgentSettings, resolve_format
+from agent.steps import FinalOutput, ToolFormat
+from llm.types import (
+    CHATML_STOP_WORDS,
+    ChatBackend,
+    GenerationEnd,
+    GenerationRequest,
+    Message,
+    StopReason,
+    TextDelta,
+)
+from tools.registry import ToolRegistry
+
+
+def run(
+    backend: ChatBackend,
+    tools: ToolRegistry,
+    history: list[Message],
+    query: str,
+    settings: AgentSettings = AgentSettings(),  # noqa: B008 - frozen, safe to share
+    cancel: threading.Event | None = None,
+) -> Iterator[ev.AgentEvent]:
+    """One turn. tools: the enabled tools (empty: plain chat). cancel: set it to stop."""
+    fmt = _format(backend, tools, history, query, settings)
+    return _run(backend, fmt, query.strip(), settings, cancel or threading.Event())
+
+
+def preview_prompt(
+    backend: ChatBackend,
+    tools: ToolRegistry,
+    history: list[Message],
+    query: str,
+    settings: AgentSettings = AgentSettings(),  # noqa: B008
+) -> tuple[str, list[str]]:
+    """The exact prompt text of the turn's first model call, and every stop word it uses."""
+    fmt = _format(backend, tools, history, query, settings)
+    request = fmt.request([user_message(query.strip())])
+    return backend.render(request), [*request.stop, *CHATML_STOP_WORDS]
+
+
+def _run(
+    backend: ChatBackend,
+    fmt: ToolFormat,
+    query: str,
+    settings: AgentSettings,
+    cancel: threading.Event,
+) -> Iterator[ev.AgentEvent]:
+    turn: list[Message] = [user_message(query)]
+    for step in range(1, settings.max_steps + 1):
+        if cancel.is_set():
+            yield ev.Stopped(step - 1, "", tuple(turn))
+            return
+        request = fmt.request(turn)
+        request.cancel = cancel
+        end = yield from _model_call(backend, request, step)
+        if end.reason is StopReason.CANCELLED:
+            partial = fmt.visible(end.text)
+            kept = [*turn, assistant_message(partial)] if partial else turn
+            yield ev.Stopped(step, end.text, tuple(kept))
+            return
+        if end.reason is StopReason.ERROR:
+            yield ev.AgentFailed(step, end.error or "the model call failed", tuple(turn))
+            return
+        nxt = yield from fmt.step(end.text, step, turn)
+        if isinstance(nxt, FinalOutput):
+            turn.append(assistant_message(nxt.answer))
+            yield ev.FinalAnswer(nxt.answer, step, tuple(turn))
+            return
+        if nxt.invalid and not settings.retry_invalid:
+            message = f"The model made an invalid tool call ({nxt.invalid}); retrying is off."
+            yield ev.AgentFailed(step, message, tuple(turn))
+            return
+    message = (
+        f"Stopped after {settings.max_steps} model calls without a final answer "
+        "(the step limit). Ask again, simplify the question, or raise max_steps."
+    )
+    turn.append(assistant_message(message))
+    yield ev.StepLimitReached(settings.max_steps, message, tuple(turn))
+
+
+def _model_call(
+    backend: ChatBackend, request: GenerationRequest, step: int
+) -> Generator[ev.AgentEvent, None, GenerationEnd]:
+    """Stream one model call as events; a backend that raises becomes an ERROR end."""
+    try:
+        prompt = backend.render(request)
+    except Exception as e:  # noqa: BLE001 - the UI shows the failure, the app keeps running
+        return GenerationEnd("", StopReason.ERROR, error=f"rendering the prompt failed: {e}")
+    yield ev.StepStarted(step, prompt)
+    end: GenerationEnd | None = None
+    try:
+        for item in backend.stream(request):
+            if isinstance(item, TextDelta):
+                yield ev.TextDelta(step, item.text)
+            elif isinstance(item, GenerationEnd):
+                end = item
+    except Exception as e:  # noqa: BLE001
+        end = GenerationEnd("", StopReason.ERROR, error=f"{type(e).__name__}: {e}")
+    if end is None:
+        end = GenerationEnd("", StopReason.ERROR, error="the model stream ended without a result")
+    yield ev.ModelCallEnd(
+        step,
+        end.reason.value,
+        end.stop_word,
+        end.prompt_tokens,
+        end.completion_tokens,
+        end.cached_tokens,
+        end.seconds,
+    )
+    return end
+
+
+def _format(
+    backend: ChatBackend,
+    tools: ToolRegistry,
+    history: list[Message],
+    query: str,
+    settings: AgentSettings,
+) -> ToolFormat:
+    """Check the caller's inputs and pick the tool-calling format for this turn."""
+    if not isinstance(settings, AgentSettings):
+        raise AgentInputError("settings must be an agent.settings.AgentSettings")
+    if not isinstance(tools, ToolRegistry):
+        raise AgentInputError("tools must be a ToolRegistry (the enabled tools)")
+    if not callable(getattr(backend, "stream", None)) or not hasattr(backend, "info"):
+        raise AgentInputError("backend must implement llm.types.ChatBackend")
+    if not isinstance(query, str) or not query.strip():
+        raise AgentInputError("the question is empty")
+    past = normalize_history(history)
+    if resolve_format(settings, backend.info) == "native":
+        return NativeFormat(tools, past, settings)
+    return ReactFormat(tools, past, settings)

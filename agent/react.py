@@ -1,0 +1,65 @@
+"""The ReAct format (Qwen v1 family, or any model on request): text in, text out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent import events as ev
+from agent.calls import run_call
+from agent.history import assistant_tool_calls, new_call_id
+from agent.parser import ParsedFinal, parse_react
+from agent.prompt import REACT_STOP_WORDS, replay_react
+from agent.settings import AgentSettings
+from agent.steps import FinalOutput, RunAgain, StepGenerator
+from llm.types import GenerationRequest, Message
+from tools.registry import ToolRegistry
+
+
+@dataclass
+class ReactFormat:
+    tools: ToolRegistry
+    history: Sequence[Message]
+    settings: AgentSettings
+    name: str = "react"
+
+    def request(self, turn: list[Message]) -> GenerationRequest:
+        tools = list(self.tools)
+        messages, continue_final = replay_react(
+            self.settings.system_prompt, self.history, turn, tools
+        )
+        return GenerationRequest(
+            messages=messages,
+            stop=list(REACT_STOP_WORDS) if tools else [],
+            continue_final=continue_final,
+            config=self.settings.generation,
+        )
+
+    def step(self, text: str, step: int, turn: list[Message]) -> StepGenerator:
+        if not len(self.tools):  # plain chat
+            return FinalOutput(text.strip())
+        parsed = parse_react(text)
+        if parsed.discarded:
+            yield ev.DiscardedObservation(step, parsed.discarded)
+        if parsed.thought:
+            yield ev.Thought(step, parsed.thought)
+        if isinstance(parsed, ParsedFinal):
+            return FinalOutput(parsed.answer)
+        outcome = yield from run_call(
+            self.tools,
+            step=step,
+            call_id=new_call_id(),
+            name=parsed.name,
+            raw=parsed.raw_arguments,
+            raw_text=parsed.raw_arguments,
+            repair=self.settings.repair_arguments,
+        )
+        turn.append(assistant_tool_calls(parsed.thought, [outcome.call]))
+        turn.append(outcome.result)
+        return RunAgain(outcome.invalid)
+
+    def visible(self, text: str) -> str:
+        if not len(self.tools):
+            return text.strip()
+        parsed = parse_react(text)
+        return parsed.answer if isinstance(parsed, ParsedFinal) else parsed.thought

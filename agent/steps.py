@@ -1,0 +1,51 @@
+"""What one model step leads to, and the interface each tool-calling format implements.
+
+The loop stays format-agnostic: a format builds the request for the turn so far and turns the
+model's text into events plus a typed next step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.events import AgentEvent
+from llm.types import GenerationRequest, Message
+
+
+@dataclass(frozen=True)
+class FinalOutput:
+    """The model answered: the turn ends with this text."""
+
+    answer: str
+
+
+@dataclass(frozen=True)
+class RunAgain:
+    """Tool results were added to the turn: call the model again.
+
+    invalid: why a call could not run (unknown tool, bad arguments), None when all ran.
+    """
+
+    invalid: str | None = None
+
+
+NextStep = FinalOutput | RunAgain
+StepGenerator = Generator[AgentEvent, None, NextStep]
+
+
+class ToolFormat(Protocol):
+    name: str  # "react" or "native"
+
+    def request(self, turn: list[Message]) -> GenerationRequest:
+        """The model call for this turn so far (turn[0] is the user message)."""
+        ...
+
+    def step(self, text: str, step: int, turn: list[Message]) -> StepGenerator:
+        """Read the model's text: yield events, append the step's messages to turn."""
+        ...
+
+    def visible(self, text: str) -> str:
+        """The answer-like part of an unfinished reply (kept when the user stops the turn)."""
+        ...
