@@ -87,14 +87,49 @@ def _size_choices(specs: list[Any]) -> list[str]:
     return seen
 
 
-def _resolve_source(specs: list[Any], size: str | None, precision: str | None, custom: str) -> str:
+def _precision_choices(specs: list[Any], size: str | None) -> list[str]:
+    seen: list[str] = []
+    for spec in specs:
+        if spec.size == size and spec.precision not in seen:
+            seen.append(spec.precision)
+    return seen
+
+
+GENERATIONS = [("Qwen (v1)", "qwen1"), ("Qwen2.5", "qwen2")]
+
+
+def _find_spec(
+    specs: list[Any], size: str | None, precision: str | None, generation: str | None
+) -> Any:
+    """Size x precision, preferring the chosen generation (GGUF entries fit any)."""
+    fits = [s for s in specs if s.size == size and s.precision == precision]
+    for spec in fits:
+        if spec.family == generation or spec.fmt == "gguf":
+            return spec
+    return fits[0] if fits else None
+
+
+def _resolve_source(
+    specs: list[Any], size: str | None, precision: str | None, generation: str | None, custom: str
+) -> str:
     """The free field wins; else the registry entry for size x precision."""
     if custom.strip():
         return custom.strip()
+    spec = _find_spec(specs, size, precision, generation)
+    if spec is None:
+        raise ValueError(f"no registry entry for {size} / {precision}")
+    return spec.key
+
+
+def _initial_pick(specs: list[Any], source: str | None) -> tuple[Any, str]:
+    """(registry spec, custom text) for the source loaded at startup."""
+    if not source:
+        return None, ""
+    wanted = source.strip().lower()
     for spec in specs:
-        if spec.size == size and spec.precision == precision:
-            return spec.key
-    raise ValueError(f"no registry entry for {size} / {precision}")
+        if wanted in (spec.key, spec.hub_id.lower()):
+            return spec, ""
+    return None, source
 
 
 def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None) -> gr.Blocks:
@@ -103,7 +138,6 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
     lang0 = normalize_lang(config.lang)
     specs = _registry_specs(config)
     sizes = _size_choices(specs)
-    precisions = sorted({s.precision for s in specs})
     labelled: list[tuple[Any, str, str]] = []  # (component, i18n key, attribute) for lang switch
 
     def L(component: Any, key: str, attr: str = "label") -> Any:  # noqa: N802 - short on purpose
@@ -189,11 +223,14 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                 with L(gr.Accordion(t("model_panel", lang0), open=True), "model_panel"):
                     remote = bool(getattr(models, "remote", False))
                     with gr.Group(visible=not remote):
+                        spec0, custom0 = _initial_pick(specs, config.default_source)
+                        size0 = spec0.size if spec0 else (sizes[0] if sizes else None)
+                        precisions0 = _precision_choices(specs, size0)
                         with gr.Row():
                             size = L(
                                 gr.Dropdown(
                                     choices=sizes,
-                                    value=sizes[0] if sizes else None,
+                                    value=size0,
                                     label=t("size", lang0),
                                     visible=bool(sizes),
                                     elem_id="size",
@@ -202,17 +239,29 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                             )
                             precision = L(
                                 gr.Radio(
-                                    choices=precisions,
-                                    value=precisions[0] if precisions else None,
+                                    choices=precisions0,
+                                    value=spec0.precision
+                                    if spec0
+                                    else (precisions0[0] if precisions0 else None),
                                     label=t("precision", lang0),
-                                    visible=bool(precisions),
+                                    visible=bool(sizes),
                                     elem_id="precision",
                                 ),
                                 "precision",
                             )
+                        generation = L(
+                            gr.Radio(
+                                choices=GENERATIONS,
+                                value=spec0.family if spec0 else "qwen1",
+                                label=t("generation", lang0),
+                                visible=len({s.family for s in specs}) > 1,
+                                elem_id="generation",
+                            ),
+                            "generation",
+                        )
                         custom = L(
                             gr.Textbox(
-                                value=config.default_source or "",
+                                value=custom0,
                                 label=t("custom_source", lang0),
                                 placeholder=t("custom_placeholder", lang0),
                                 elem_id="custom-source",
@@ -381,12 +430,22 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
             box.change(preview, preview_inputs, preview_out, **light)
         prompt_format.change(preview, preview_inputs, preview_out, **light)
 
-        def load(sz: str | None, prec: str | None, src: str, lg: str, progress=gr.Progress()):  # noqa: B008
-            return handlers.load(specs, sz, prec, src, lg, progress)
+        def load(sz, prec, gen, src, lg, progress=gr.Progress()):  # noqa: B008, ANN001
+            return handlers.load(specs, sz, prec, gen, src, lg, progress)
+
+        def pick_size(sz: str | None, prec: str | None):
+            choices = _precision_choices(specs, sz)
+            value = prec if prec in choices else (choices[0] if choices else None)
+            return gr.update(choices=choices, value=value), ""
+
+        # Touching a picker means "load this entry": the free field no longer applies.
+        size.input(pick_size, [size, precision], [precision, custom], **light)
+        precision.input(lambda: "", None, [custom], **light)
+        generation.input(lambda: "", None, [custom], **light)
 
         load_btn.click(
             load,
-            [size, precision, custom, lang],
+            [size, precision, generation, custom, lang],
             [status],
             api_name="load",
             concurrency_limit=1,
@@ -567,10 +626,10 @@ class _Handlers:
 
     # model ------------------------------------------------------------------------------
 
-    def load(self, specs, size, precision, custom, lang, progress) -> str:
+    def load(self, specs, size, precision, generation, custom, lang, progress) -> str:  # noqa: ANN001
         lang = normalize_lang(lang)
         try:
-            source = _resolve_source(specs, size, precision, custom or "")
+            source = _resolve_source(specs, size, precision, generation, custom or "")
         except ValueError:
             gr.Warning(t("pick_model", lang))
             return self.models.status(lang)

@@ -27,6 +27,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "model_panel": {"zh": "模型", "en": "Model"},
     "size": {"zh": "模型规模", "en": "Size"},
     "precision": {"zh": "精度", "en": "Precision"},
+    "generation": {"zh": "模型代际", "en": "Generation"},
     "custom_source": {"zh": "或输入本地路径 / Hub ID", "en": "Or a local path / hub id"},
     "custom_placeholder": {
         "zh": "例如 Qwen/Qwen-7B-Chat、/models/qwen 或 scripted:examples/demo.json",
