@@ -34,12 +34,13 @@ from agent.eval_guard import PROMPT_VARIANTS, RejectedAnswer, guarded_run
 from agent.events import (
     AgentFailed,
     FinalAnswer,
+    Observation,
     StepError,
     StepLimitReached,
     Stopped,
     ToolCall,
 )
-from agent.metrics import arguments_rouge_l
+from agent.metrics import arguments_rouge_l, arguments_text, rouge_l
 from agent.settings import AgentSettings
 
 RunFn = Callable[..., Iterator[Any]]
@@ -139,7 +140,7 @@ class CaseResult:
     category: str
     expected_tool: str | None
     called_tools: tuple[str, ...]
-    first_arguments: dict[str, Any] | None
+    scored_arguments: str  # the call text Rouge-L was computed on ("" when none)
     tool_correct: bool
     arguments_rouge_l: float | None  # None when no tool was expected
     false_positive: bool | None  # None when a tool was expected
@@ -183,6 +184,32 @@ def tool_defaults(tool: Any) -> dict[str, Any]:
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
+def _score_arguments(
+    calls: Sequence[ToolCall],
+    invalid: set[str],
+    wanted: str,
+    expected: dict[str, Any] | None,
+    defaults: dict[str, Any] | None,
+) -> tuple[float, str]:
+    """Rouge-L of the first call's arguments, and the text scored.
+
+    0 when the first call is not the expected tool. If the agent refused that call and the
+    model retried the same tool, the first attempt that ran counts (so retry and repair show
+    in the score); if none ran, the model's raw Action Input is compared as text.
+    """
+    if not calls or calls[0].name != wanted:
+        return 0.0, ""
+    attempts = list(itertools.takewhile(lambda c: c.name == wanted, calls))
+    ran = [c for c in attempts if c.call_id not in invalid]
+    fill = defaults or {}
+    want = {**fill, **(expected or {})}
+    if ran:
+        got = {**fill, **ran[0].arguments}
+        return arguments_rouge_l(got, want), arguments_text(got)
+    raw = attempts[0].raw_arguments
+    return rouge_l(raw, arguments_text(want)).f, raw
+
+
 def score_events(
     case: Case,
     events: Iterable[Any],
@@ -196,6 +223,7 @@ def score_events(
     expectation before Rouge-L, so clock() and clock(timezone="Asia/Shanghai") score alike.
     """
     calls: list[ToolCall] = []
+    invalid: set[str] = set()  # call ids the agent refused (unknown tool, unusable arguments)
     step_errors = repaired = rejected = 0
     steps_before = 0  # steps spent on answers the guard rejected
     terminal: Any = None
@@ -203,6 +231,8 @@ def score_events(
         if isinstance(ev, ToolCall):
             calls.append(ev)
             repaired += ev.repaired
+        elif isinstance(ev, Observation) and ev.source == "agent" and not ev.ok:
+            invalid.add(ev.call_id)
         elif isinstance(ev, StepError):
             step_errors += 1
         elif isinstance(ev, RejectedAnswer):
@@ -211,17 +241,12 @@ def score_events(
         elif type(ev) in _OUTCOMES:
             terminal = ev
     names = tuple(c.name for c in calls)
-    first = calls[0] if calls else None
-    first_name = first.name if first else None
+    first_name = calls[0].name if calls else None
     wanted = case.expected_tool
-    rouge = None
+    rouge: float | None = None
+    scored = ""
     if wanted is not None:
-        rouge = 0.0
-        if first is not None and first.name == wanted:
-            fill = defaults or {}
-            rouge = arguments_rouge_l(
-                {**fill, **first.arguments}, {**fill, **(case.expected_arguments or {})}
-            )
+        rouge, scored = _score_arguments(calls, invalid, wanted, case.expected_arguments, defaults)
     seq_ok = None
     if case.expected_sequence and len(case.expected_sequence) > 1:
         seq_ok = _collapse(names) == _collapse(case.expected_sequence)
@@ -232,7 +257,7 @@ def score_events(
         category=case.category,
         expected_tool=wanted,
         called_tools=names,
-        first_arguments=dict(first.arguments) if first else None,
+        scored_arguments=scored,
         tool_correct=first_name == wanted,
         arguments_rouge_l=rouge,
         false_positive=bool(calls) if wanted is None else None,
