@@ -83,13 +83,19 @@ _ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
 _SECTION = re.compile(r"^\s*(Returns|Raises|Yields|Examples?|Notes?):\s*$", re.MULTILINE)
 
 
+def _unwrap(text: str) -> str:
+    """Join hard-wrapped lines; keep blank-line paragraph breaks."""
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     """Google-style docstring -> (summary, {param: description})."""
     doc = inspect.cleandoc(doc)
     m = _ARGS_HEADER.search(doc)
+    summary = _unwrap(doc if not m else doc[: m.start()])
     if not m:
-        return doc.strip(), {}
-    summary = doc[: m.start()].strip()
+        return summary, {}
     body = doc[m.end() :]
     end = _SECTION.search(body)
     if end:
@@ -203,11 +209,22 @@ def _coerce(value: Any, schema: dict[str, Any], where: str) -> Any:
                 value = value.lower() == "true"
             else:
                 raise ValueError
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ToolArgumentError(f"{where} must be of type {kind}, got {value!r}") from None
     if "enum" in schema and value not in schema["enum"]:
         raise ToolArgumentError(f"{where} must be one of {schema['enum']}, got {value!r}")
     return value
+
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def make_tool(
@@ -218,12 +235,20 @@ def make_tool(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Tool:
     tool_name = name or func.__name__
+    if not _NAME.fullmatch(tool_name):
+        raise ToolDefinitionError(
+            f"tool name {tool_name!r} must be 1-64 letters, digits, '_' or '-' (function-calling "
+            "APIs refuse other names)"
+        )
     if not func.__doc__ or not func.__doc__.strip():
         raise ToolDefinitionError(f"tool {tool_name!r} needs a docstring describing it")
     summary, param_docs = _parse_docstring(func.__doc__)
     if not summary:
         raise ToolDefinitionError(f"tool {tool_name!r}: the docstring needs a summary line")
-    hints = typing.get_type_hints(func)
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception as e:  # noqa: BLE001 - NameError, TypeError... from a bad annotation
+        raise ToolDefinitionError(f"tool {tool_name!r}: cannot resolve type hints: {e}") from None
     props: dict[str, Any] = {}
     required: list[str] = []
     for pname, param in inspect.signature(func).parameters.items():
@@ -236,6 +261,10 @@ def make_tool(
             raise ToolDefinitionError(f"{where}: missing description in the docstring Args")
         schema, nullable = _schema_for(hints[pname], where)
         schema["description"] = param_docs[pname]
+        if param.default is not inspect.Parameter.empty and param.default is not None:
+            if not _json_safe(param.default):
+                raise ToolDefinitionError(f"{where}: default {param.default!r} is not JSON")
+            schema["default"] = param.default
         props[pname] = schema
         if param.default is inspect.Parameter.empty and not nullable:
             required.append(pname)
@@ -337,7 +366,7 @@ class ToolRegistry:
         def target() -> None:
             try:
                 box["value"] = t.func(**kwargs)
-            except Exception as e:  # noqa: BLE001 - a tool's failure is the model's feedback
+            except BaseException as e:  # noqa: BLE001 - a tool's failure is the model's feedback
                 box["error"] = f"{type(e).__name__}: {e}"
 
         worker = threading.Thread(target=target, name=f"tool-{name}", daemon=True)
