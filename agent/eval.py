@@ -560,6 +560,9 @@ def _parser() -> argparse.ArgumentParser:
         help="repair, retry, reject (on/off), prompt (" + "|".join(PROMPT_VARIANTS) + ") or "
         "an AgentSettings field; several values run side by side",
     )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    p.add_argument("--cpu-int8", action="store_true", help="dynamic int8 on CPU (faster)")
+    p.add_argument("--base-url", default="", help="server address for openai:<model> sources")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--max-steps", type=int, default=6)
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (reproducible)")
@@ -630,7 +633,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     try:
-        backend = open_backend(args.model)
+        options: dict[str, Any] = {"cpu_int8": args.cpu_int8}
+        if args.base_url:
+            options["base_url"] = args.base_url
+        backend = open_backend(args.model, device=args.device, **options)
     except Exception as e:  # noqa: BLE001 - report any load failure plainly
         print(f"error: could not load model {args.model!r}: {e}", file=sys.stderr)
         return 1

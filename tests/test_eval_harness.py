@@ -244,3 +244,33 @@ def test_cli_reports_bad_input_plainly(tmp_path: Path, capsys) -> None:
     cases = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
     assert main([str(cases), "--model", "x", "--switch", "nope=on"]) == 2
     assert "unknown switch" in capsys.readouterr().err
+
+
+def native(name: str, args: dict) -> str:
+    body = json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
+    return f"<tool_call>\n{body}\n</tool_call>"
+
+
+def test_native_format_scores_the_same_way() -> None:
+    """Qwen2.5-style <tool_call> output through the native format gives the same metrics."""
+    cases = [CASES[0], CASES[1], CASES[2], CASES[4]]
+    script = [
+        native("employee_db", {"name": "张三"}),
+        "软件工程师",
+        native("clock", {}),
+        "3293",
+        native("calculator", {"expression": "1+1"}),
+        "Hi!",
+        "Shakespeare",
+    ]
+    backend = ScriptedBackend(script, family="qwen2")
+    s = AgentSettings(format="native", max_steps=2, generation=GenerationConfig(temperature=0))
+    results = evaluate(backend, registry(), cases, EvalSetting("native", s))
+    assert backend.remaining == 0
+    assert backend.requests[0].tools is not None  # the native path, not ReAct text
+    summary = summarise(results)
+    assert summary.tool_accuracy == pytest.approx(2 / 4)
+    assert summary.arguments_rouge_l == pytest.approx(1 / 2)
+    assert summary.false_positive_rate == pytest.approx(1 / 2)
+    assert summary.final_answer_rate == 1.0
+    assert [r.answer for r in results] == ["软件工程师", "3293", "Hi!", "Shakespeare"]
