@@ -1,0 +1,477 @@
+"""OpenAIBackend against real HTTP servers on 127.0.0.1: llm.serve (uvicorn in a thread) and
+tiny raw socket servers that misbehave on purpose (dropped streams, silence, HTTP errors)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from llm.openai_backend import OpenAIBackend, OpenAIServerError, guess_family, list_models
+from llm.scripted import ScriptedBackend
+from llm.serve import ServerThread, create_app
+from llm.types import (
+    ChatBackend,
+    GenerationConfig,
+    GenerationEnd,
+    GenerationRequest,
+    ModelInfo,
+    StopReason,
+    TextDelta,
+    drain,
+)
+
+USER = [{"role": "user", "content": "What is 6 times 7?"}]
+REACT = (
+    "Thought: I should use the calculator.\nAction: calculator\n"
+    'Action Input: {"expression": "6*7"}\nObservation: 42\nThought: invented'
+)
+
+
+def collect(events: Iterator) -> tuple[list[str], GenerationEnd]:
+    deltas, end = [], None
+    for ev in events:
+        if isinstance(ev, TextDelta):
+            deltas.append(ev.text)
+        else:
+            assert end is None, "more than one GenerationEnd"
+            end = ev
+    assert isinstance(end, GenerationEnd)
+    return deltas, end
+
+
+@pytest.fixture
+def served():
+    """served(backend, **create_app kwargs) -> base URL of a running llm.serve."""
+    servers: list[ServerThread] = []
+
+    def start(backend: ChatBackend, **kwargs) -> str:
+        server = ServerThread(create_app(backend, **kwargs)).start()
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# -- raw socket servers that misbehave ---------------------------------------------------
+
+
+class RawServer:
+    """Accepts connections and hands each to handler(conn) after reading the request."""
+
+    def __init__(self, handler: Callable[[socket.socket], None]):
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._stop = threading.Event()
+        self.requests: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.requests.append(body)
+            try:
+                self.handler(conn)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_server():
+    servers: list[RawServer] = []
+
+    def start(handler: Callable[[socket.socket], None]) -> RawServer:
+        servers.append(RawServer(handler))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def sse_chunk(content: str | None = None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    data = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    return f"data: {json.dumps({**data, 'choices': [choice]})}\n\n".encode()
+
+
+def chunked(payload: bytes) -> bytes:
+    return f"{len(payload):x}\r\n".encode() + payload + b"\r\n"
+
+
+SSE_HEAD_CHUNKED = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+)
+SSE_HEAD_CLOSE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+
+
+# -- through llm.serve -------------------------------------------------------------------
+
+
+def test_streaming_deltas_concatenate_to_the_full_text(served):
+    text = "Hello there! 6 times 7 is 42, computed step by step."
+    url = served(ScriptedBackend([text], family="qwen2"))
+    backend = OpenAIBackend(url, "", "scripted")
+    deltas, end = collect(backend.stream(GenerationRequest(USER)))
+    assert len(deltas) > 3
+    assert "".join(deltas) == end.text == text
+    assert end.reason is StopReason.EOS and end.error is None
+    assert end.completion_tokens == len(deltas) and end.prompt_tokens > 0
+    assert backend.info.backend == "openai"
+    assert backend.info.name == f"scripted @ 127.0.0.1:{url.split(':')[2].split('/')[0]}"
+
+
+def test_sampling_settings_reach_the_model(served):
+    scripted = ScriptedBackend(["ok"], family="qwen2")
+    backend = OpenAIBackend(served(scripted), "", "scripted")
+    cfg = GenerationConfig(max_new_tokens=33, temperature=0.5, top_p=0.9, top_k=7, seed=11)
+    drain(backend.stream(GenerationRequest(USER, config=cfg)))
+    got = scripted.requests[-1].config
+    assert (got.max_new_tokens, got.temperature, got.top_p, got.top_k, got.seed) == (
+        33,
+        0.5,
+        0.9,
+        7,
+        11,
+    )
+    assert scripted.requests[-1].messages == USER
+
+
+def test_stop_word_cut_and_never_shown(served):
+    scripted = ScriptedBackend([REACT], family="qwen1")
+    backend = OpenAIBackend(served(scripted), "", "scripted")
+    deltas, end = collect(backend.stream(GenerationRequest(USER, stop=["Observation:"])))
+    assert end.reason is StopReason.STOP_WORD and end.stop_word == "Observation:"
+    assert end.text == "".join(deltas) == REACT[: REACT.index("Observation:")]
+    assert not any("Obs" in d for d in deltas)
+    assert "Observation:" in scripted.requests[-1].stop
+
+
+def test_continue_final_goes_through_completions_as_chatml(served):
+    scripted = ScriptedBackend([" I should use the calculator."], family="qwen1")
+    backend = OpenAIBackend(served(scripted), "", "scripted")
+    messages = [
+        {"role": "system", "content": "Answer with tools."},
+        *USER,
+        {"role": "assistant", "content": "Thought:"},
+    ]
+    request = GenerationRequest(messages, stop=["Observation:"], continue_final=True)
+    end = drain(backend.stream(request))
+    assert end.text == " I should use the calculator."
+    got = scripted.requests[-1]
+    assert got.continue_final and got.messages == messages
+    assert scripted.render(got) == backend.render(request)  # the server saw our exact prompt
+
+
+def test_native_parallel_tool_calls_come_back_as_tool_call_text(served):
+    text = (
+        "Let me look both up.\n"
+        '<tool_call>\n{"name": "weather", "arguments": {"city": "北京"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "clock", "arguments": {}}\n</tool_call>'
+    )
+    tools = [
+        {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "clock", "parameters": {"type": "object"}}},
+    ]
+    scripted = ScriptedBackend([text], family="qwen2")
+    backend = OpenAIBackend(served(scripted), "", "scripted")
+    assert backend.info.supports_native_tools
+    end = drain(backend.stream(GenerationRequest(USER, tools=tools)))
+    assert scripted.requests[-1].tools == tools
+    assert end.text == text  # the server parsed tool_calls; the backend wrote them back
+
+
+def test_http_500_from_a_failing_model(served):
+    url = served(ScriptedBackend([RuntimeError("CUDA out of memory")]))
+    end = drain(OpenAIBackend(url, "", "scripted", max_retries=0).stream(GenerationRequest(USER)))
+    assert end.reason is StopReason.ERROR
+    assert "HTTP 500" in end.error and "CUDA out of memory" in end.error
+
+
+def test_http_401_wrong_api_key(served):
+    url = served(ScriptedBackend(["never"]), api_key="right-key")
+    end = drain(OpenAIBackend(url, "wrong-key", "scripted").stream(GenerationRequest(USER)))
+    assert end.reason is StopReason.ERROR
+    assert "HTTP 401" in end.error and "API key" in end.error
+    with pytest.raises(OpenAIServerError, match="401"):
+        list_models(url, "wrong-key")
+    assert list_models(url, "right-key") == ["scripted"]
+
+
+def test_unknown_model_name_is_a_clear_404(served):
+    url = served(ScriptedBackend(["never"]))
+    end = drain(OpenAIBackend(url, "", "Qwen-7B-Chat").stream(GenerationRequest(USER)))
+    assert "HTTP 404" in end.error and "`Qwen-7B-Chat` does not exist" in end.error
+
+
+def test_connection_refused():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    backend = OpenAIBackend(url, "", "m", max_retries=0)
+    end = drain(backend.stream(GenerationRequest(USER)))
+    assert end.reason is StopReason.ERROR and end.text == ""
+    assert end.error.startswith(f"Cannot connect to the model server at {url}")
+    with pytest.raises(OpenAIServerError, match="Cannot connect"):
+        list_models(url)
+
+
+def test_cancel_closes_the_stream_and_stops_the_server_side_model(served):
+    scripted = ScriptedBackend(["word " * 400], family="qwen2", delay=0.02)
+    backend = OpenAIBackend(served(scripted), "", "scripted")
+    request = GenerationRequest(USER)
+    deltas = []
+    start = time.perf_counter()
+    for ev in backend.stream(request):
+        if isinstance(ev, TextDelta):
+            deltas.append(ev.text)
+            if len(deltas) == 3:
+                request.cancel.set()
+        else:
+            end = ev
+    assert end.reason is StopReason.CANCELLED
+    assert time.perf_counter() - start < 3  # the whole reply would take 8 s
+    deadline = time.monotonic() + 5
+    while not scripted.requests[-1].cancel.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scripted.requests[-1].cancel.is_set(), "the server did not cancel its generation"
+
+
+def test_list_models(served):
+    url = served(ScriptedBackend([]), served_model_name="Qwen/Qwen2.5-7B-Instruct")
+    assert list_models(url) == ["Qwen/Qwen2.5-7B-Instruct"]
+
+
+def test_bad_constructor_input_is_refused_clearly():
+    with pytest.raises(ValueError, match="http"):
+        OpenAIBackend("localhost:8000", "", "m")
+    with pytest.raises(ValueError, match="model name"):
+        OpenAIBackend("http://localhost:8000/v1", "", "")
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("Qwen/Qwen-7B-Chat", "qwen1"),
+        ("Qwen-14B-Chat-Int4", "qwen1"),
+        ("qwen-1.8b-chat", "qwen1"),
+        ("Qwen/Qwen2.5-7B-Instruct", "qwen2"),
+        ("Qwen/Qwen1.5-14B-Chat", "qwen2"),
+        ("Qwen3-8B", "qwen2"),
+        ("gpt-4o", "qwen2"),
+    ],
+)
+def test_guess_family(model, family):
+    assert guess_family(model) == family
+
+
+# -- misbehaving servers -------------------------------------------------------------------
+
+
+def test_server_that_ignores_stop_is_cut_client_side(raw_server):
+    def handler(conn):
+        pieces = ["Thought: add\nAction: calc\nAction Input: {}\nObserv", "ation: 42\nmore"]
+        conn.sendall(SSE_HEAD_CLOSE)
+        for p in pieces:
+            conn.sendall(sse_chunk(p))
+        conn.sendall(sse_chunk(finish="stop") + b"data: [DONE]\n\n")
+
+    server = raw_server(handler)
+    backend = OpenAIBackend(server.url, "", "m")
+    deltas, end = collect(backend.stream(GenerationRequest(USER, stop=["Observation:"])))
+    assert end.reason is StopReason.STOP_WORD and end.stop_word == "Observation:"
+    assert end.text == "".join(deltas) == "Thought: add\nAction: calc\nAction Input: {}\n"
+    sent = json.loads(server.requests[0])
+    assert "Observation:" in sent["stop"] and "<|im_end|>" in sent["stop"]
+
+
+def test_stream_dropped_mid_chunk_is_a_clean_error(raw_server):
+    def handler(conn):
+        conn.sendall(SSE_HEAD_CHUNKED + chunked(sse_chunk("Partial ans")))
+        conn.sendall(b"40\r\ndata: {")  # a chunk announced, cut short, then the socket closes
+        conn.shutdown(socket.SHUT_RDWR)
+
+    server = raw_server(handler)
+    deltas, end = collect(
+        OpenAIBackend(server.url, "", "m", max_retries=0).stream(GenerationRequest(USER))
+    )
+    assert "".join(deltas) == "Partial ans" == end.text
+    assert end.reason is StopReason.ERROR
+    assert "broke during the answer" in end.error and server.url in end.error
+
+
+def test_stream_closed_before_finish_is_a_clean_error(raw_server):
+    def handler(conn):
+        conn.sendall(SSE_HEAD_CLOSE + sse_chunk("Half an answer"))
+
+    server = raw_server(handler)
+    deltas, end = collect(OpenAIBackend(server.url, "", "m").stream(GenerationRequest(USER)))
+    assert end.text == "Half an answer"
+    assert end.reason is StopReason.ERROR
+    assert "closed the stream after 14 characters before the answer was finished" in end.error
+
+
+def test_silent_server_times_out(raw_server):
+    release = threading.Event()
+    server = raw_server(lambda conn: release.wait(10))
+    backend = OpenAIBackend(server.url, "", "m", timeout=0.5, max_retries=0)
+    start = time.perf_counter()
+    end = drain(backend.stream(GenerationRequest(USER)))
+    release.set()
+    assert time.perf_counter() - start < 3
+    assert end.reason is StopReason.ERROR
+    assert "did not answer after 0.5 s (timeout)" in end.error
+
+
+def test_cancel_while_the_server_is_silent_returns_promptly(raw_server):
+    release = threading.Event()
+
+    def handler(conn):
+        conn.sendall(SSE_HEAD_CHUNKED + chunked(sse_chunk("first")))
+        release.wait(20)
+
+    server = raw_server(handler)
+    backend = OpenAIBackend(server.url, "", "m", timeout=30)
+    request = GenerationRequest(USER)
+    events = backend.stream(request)
+    assert next(events) == TextDelta("first")
+    threading.Timer(0.2, request.cancel.set).start()
+    start = time.perf_counter()
+    end = drain(events)  # blocks in a read until the cancel closes the stream
+    release.set()
+    assert end.reason is StopReason.CANCELLED and end.text == "first"
+    assert time.perf_counter() - start < 2
+
+
+def test_http_500_raw_body_message(raw_server):
+    body = json.dumps({"error": {"message": "engine dead", "type": "server_error"}}).encode()
+    head = b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+    head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+    server = raw_server(lambda conn: conn.sendall(head + body))
+    end = drain(OpenAIBackend(server.url, "", "m", max_retries=0).stream(GenerationRequest(USER)))
+    assert end.error == f"The model server at {server.url} answered HTTP 500: engine dead."
+
+
+def test_streamed_tool_call_deltas_become_text(raw_server):
+    def tc(index, id_=None, name=None, args=None):
+        fn = {k: v for k, v in (("name", name), ("arguments", args)) if v is not None}
+        call = {"index": index, "function": fn, **({"id": id_, "type": "function"} if id_ else {})}
+        choice = {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}
+        data = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+        return f"data: {json.dumps({**data, 'choices': [choice]})}\n\n".encode()
+
+    def handler(conn):
+        conn.sendall(SSE_HEAD_CLOSE + sse_chunk("Checking."))
+        conn.sendall(
+            tc(0, "call_a", "weather", "") + tc(0, args='{"city": ') + tc(0, args='"Paris"}')
+        )
+        conn.sendall(tc(1, "call_b", "clock", "{}") + sse_chunk(finish="tool_calls"))
+        conn.sendall(b"data: [DONE]\n\n")
+
+    server = raw_server(handler)
+    end = drain(OpenAIBackend(server.url, "", "m").stream(GenerationRequest(USER)))
+    assert end.reason is StopReason.EOS
+    assert end.text == (
+        "Checking.\n"
+        '<tool_call>\n{"name": "weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "clock", "arguments": {}}\n</tool_call>'
+    )
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+@dataclass
+class EchoBackend:
+    """Echoes the last user message word by word, slowly; counts overlapping generations."""
+
+    info: ModelInfo = field(default_factory=lambda: ModelInfo("echo", "qwen2", "test"))
+    active: int = 0
+    peak: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stream(self, request: GenerationRequest):
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            words = request.messages[-1]["content"].split(" ")
+            text = ""
+            for i, word in enumerate(words):
+                time.sleep(0.01)
+                piece = word if i == 0 else " " + word
+                text += piece
+                yield TextDelta(piece)
+            yield GenerationEnd(text, StopReason.EOS, completion_tokens=len(words))
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def render(self, request):
+        return ""
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("max_concurrent", [1, 4])
+def test_four_concurrent_sessions_each_get_their_own_stream(served, max_concurrent):
+    echo = EchoBackend()
+    backend = OpenAIBackend(served(echo, max_concurrent=max_concurrent), "", "echo")
+    results: dict[int, tuple[list[str], GenerationEnd]] = {}
+    barrier = threading.Barrier(4)
+
+    def session(n: int) -> None:
+        text = " ".join(f"s{n}w{i}" for i in range(30))
+        barrier.wait()
+        results[n] = collect(backend.stream(GenerationRequest([{"role": "user", "content": text}])))
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == [0, 1, 2, 3]
+    for n, (deltas, end) in results.items():
+        expected = " ".join(f"s{n}w{i}" for i in range(30))
+        assert "".join(deltas) == end.text == expected
+        assert end.reason is StopReason.EOS
+    # the server serialises a local model; a thread-safe backend may overlap
+    assert echo.peak == 1 if max_concurrent == 1 else echo.peak > 1
