@@ -81,7 +81,8 @@ def test_trace_nests_steps_and_closes_them():
     trace = trace_messages(sess.turns[0], 1, "en")
     assert trace[0]["role"] == "user" and "What is 3*7?" in trace[0]["content"]
     steps = [m for m in trace if m.get("metadata", {}).get("id", "").startswith("t1-s")]
-    assert [m["metadata"]["title"] for m in steps] == ["Step 1", "Step 2"]
+    # the collapsed step cards still say what each step did
+    assert [m["metadata"]["title"] for m in steps] == ["Step 1 · 🛠️ calculator", "Step 2 · ✅"]
     assert all(m["metadata"]["status"] == "done" for m in steps)
     # the step card shows the raw streamed text and the model call's stop reason / tokens
     assert "Action Input" in steps[0]["content"]

@@ -27,7 +27,6 @@ from ui.state import ChatSession, Turn
 STREAM_INTERVAL = 0.05  # seconds between redraws while tokens stream
 CSS = """
 #qwen-trace .message-wrap { font-size: 0.9em; }
-footer { display: none !important; }
 """
 
 AgentRun = Callable[..., Iterator[Any]]
@@ -166,31 +165,27 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                 chatbot = L(
                     gr.Chatbot(label=t("chat", lang0), elem_id="qwen-chat", height=540), "chat"
                 )
+                textbox = L(
+                    gr.Textbox(
+                        placeholder=t("input_placeholder", lang0),
+                        show_label=False,
+                        lines=2,
+                        max_lines=8,
+                        elem_id="qwen-input",
+                        autofocus=True,
+                    ),
+                    "input_placeholder",
+                    "placeholder",
+                )
                 with gr.Row():
-                    textbox = L(
-                        gr.Textbox(
-                            placeholder=t("input_placeholder", lang0),
-                            show_label=False,
-                            lines=1,
-                            max_lines=8,
-                            scale=8,
-                            elem_id="qwen-input",
-                            autofocus=True,
-                        ),
-                        "input_placeholder",
-                        "placeholder",
-                    )
                     send = L(
-                        gr.Button(t("send", lang0), variant="primary", scale=1, elem_id="send"),
+                        gr.Button(t("send", lang0), variant="primary", elem_id="send"),
                         "send",
                         "value",
                     )
                     stop = L(
-                        gr.Button(t("stop", lang0), variant="stop", scale=1, elem_id="stop"),
-                        "stop",
-                        "value",
+                        gr.Button(t("stop", lang0), variant="stop", elem_id="stop"), "stop", "value"
                     )
-                with gr.Row():
                     regen = L(
                         gr.Button(t("regenerate", lang0), elem_id="regen"), "regenerate", "value"
                     )

@@ -75,12 +75,13 @@ class LocalModels:
 
     def load(self, source: str, progress: Progress | None = None, **options: Any) -> ModelInfo:
         """Load synchronously; errors propagate (ModelLoadError, ModelBusyError)."""
-        with self._lock:
-            if self.busy:
-                from llm.manager import ModelBusyError
+        from llm.manager import ModelBusyError
 
-                raise ModelBusyError(t("busy_swap", "en"))
-            self.state = LoadState(loading=source, message="")
+        with self._lock:
+            if self.state.loading is not None and self._thread is not threading.current_thread():
+                raise ModelBusyError(f"Cannot switch models: {self.state.loading} is being loaded.")
+            previous = self.state
+            self.state = LoadState(loading=source)
 
         def report(fraction: float | None, message: str) -> None:
             self.state.fraction, self.state.message = fraction, message
@@ -89,21 +90,24 @@ class LocalModels:
 
         try:
             info = self.manager.load(source, progress=report, **options)
+        except ModelBusyError:
+            self.state = previous  # a refused swap changes nothing
+            raise
         except Exception as e:
-            self.state = LoadState(error=f"{type(e).__name__}: {e}" if not str(e) else str(e))
+            self.state = LoadState(error=str(e) or type(e).__name__)
             raise
         self.state = LoadState()
         return info
 
     def load_in_background(self, source: str, **options: Any) -> threading.Thread:
         """Start loading without blocking (startup); the status line shows the outcome."""
-        self.state = LoadState(loading=source, message="")
 
         def target() -> None:
             with contextlib.suppress(Exception):  # recorded in self.state by load()
                 self.load(source, **options)
 
         self._thread = threading.Thread(target=target, name="model-load", daemon=True)
+        self.state = LoadState(loading=source)
         self._thread.start()
         return self._thread
 

@@ -142,6 +142,8 @@ def trace_messages(turn: Turn, turn_no: int, lang: str = "en") -> list[ChatMsg]:
     raw: dict[int, str] = {}
     calls: dict[str, ChatMsg] = {}
     for event in turn.events:
+        if isinstance(event, FinalAnswer) and event.steps in steps:
+            steps[event.steps]["metadata"]["title"] += " · ✅"
         if isinstance(event, TextDelta):
             raw[event.step] = raw.get(event.step, "") + event.text
             if event.step in steps:
@@ -161,6 +163,9 @@ def trace_messages(turn: Turn, turn_no: int, lang: str = "en") -> list[ChatMsg]:
             steps[event.step] = msg
         elif isinstance(event, ToolCall):
             calls[event.call_id] = msg
+            step_card = steps.get(event.step)
+            if step_card is not None:  # the collapsed card still says what the step did
+                step_card["metadata"]["title"] += f" · 🛠️ {event.name}"
         elif isinstance(event, Observation) and event.call_id in calls:
             calls[event.call_id]["metadata"].update(status="done")
         out.append(msg)
