@@ -1,0 +1,295 @@
+"""llm.serve through the official openai client, plus its parsers as tables."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from llm.chatml import render_chatml
+from llm.scripted import ScriptedBackend
+from llm.serve import (
+    ServerThread,
+    ToolCallParser,
+    chatml_to_messages,
+    create_app,
+    split_tool_calls,
+)
+
+USER = [{"role": "user", "content": "What is 6 times 7?"}]
+TOOLS = [
+    {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}},
+    {"type": "function", "function": {"name": "clock", "parameters": {"type": "object"}}},
+]
+TWO_CALLS = (
+    "Let me look both up.\n"
+    '<tool_call>\n{"name": "weather", "arguments": {"city": "北京"}}\n</tool_call>\n'
+    '<tool_call>\n{"name": "clock", "arguments": {}}\n</tool_call>'
+)
+
+
+@pytest.fixture
+def serve():
+    """serve(completions, **kwargs) -> (openai client, scripted backend, base url)."""
+    servers: list[ServerThread] = []
+
+    def start(completions, family="qwen2", **kwargs):
+        scripted = ScriptedBackend(completions, family=family)
+        server = ServerThread(create_app(scripted, **kwargs)).start()
+        servers.append(server)
+        client = openai.OpenAI(base_url=server.url, api_key="k", max_retries=0)
+        return client, scripted, server.url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_models_endpoint(serve):
+    client, _, _ = serve([], served_model_name="Qwen/Qwen-7B-Chat")
+    assert [m.id for m in client.models.list()] == ["Qwen/Qwen-7B-Chat"]
+
+
+def test_chat_non_stream_with_usage(serve):
+    client, scripted, _ = serve(["Forty-two."])
+    r = client.chat.completions.create(model="scripted", messages=USER, max_tokens=50, seed=3)
+    assert r.choices[0].message.content == "Forty-two."
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage.completion_tokens > 0 and r.usage.prompt_tokens > 0
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    assert scripted.requests[-1].config.max_new_tokens == 50
+    assert scripted.requests[-1].config.seed == 3
+
+
+def test_chat_stream_deltas_concatenate_and_usage_comes_last(serve):
+    text = "Six times seven is forty-two, as everyone knows."
+    client, _, _ = serve([text])
+    chunks = list(
+        client.chat.completions.create(
+            model="scripted",
+            messages=USER,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content == text
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 1
+
+
+def test_stop_words_cut_server_side_and_reported(serve):
+    client, _, _ = serve(["Thought: x\nAction: calc\nAction Input: {}\nObservation: 42"] * 2)
+    r = client.chat.completions.create(model="scripted", messages=USER, stop=["Observation:"])
+    assert r.choices[0].message.content == "Thought: x\nAction: calc\nAction Input: {}\n"
+    assert r.choices[0].model_extra["stop_reason"] == "Observation:"
+    stream = client.chat.completions.create(
+        model="scripted", messages=USER, stop="Observation:", stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "Thought: x\nAction: calc\nAction Input: {}\n"
+
+
+def test_length_finish_reason(serve):
+    client, _, _ = serve(["one two three four five six seven eight"])
+    r = client.chat.completions.create(model="scripted", messages=USER, max_tokens=2)
+    assert r.choices[0].finish_reason == "length"
+
+
+def test_parallel_tool_calls_non_stream(serve):
+    client, scripted, _ = serve([TWO_CALLS])
+    r = client.chat.completions.create(model="scripted", messages=USER, tools=TOOLS)
+    msg = r.choices[0].message
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert msg.content == "Let me look both up."
+    assert [c.function.name for c in msg.tool_calls] == ["weather", "clock"]
+    assert json.loads(msg.tool_calls[0].function.arguments) == {"city": "北京"}
+    assert json.loads(msg.tool_calls[1].function.arguments) == {}
+    assert len({c.id for c in msg.tool_calls}) == 2
+    assert scripted.requests[-1].tools == TOOLS
+
+
+def test_parallel_tool_calls_stream(serve):
+    client, _, _ = serve([TWO_CALLS])
+    calls: dict[int, dict] = {}
+    content, finish = "", None
+    for chunk in client.chat.completions.create(
+        model="scripted", messages=USER, tools=TOOLS, stream=True
+    ):
+        choice = chunk.choices[0]
+        content += choice.delta.content or ""
+        for tc in choice.delta.tool_calls or ():
+            call = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+            call["id"] = tc.id or call["id"]
+            call["name"] += tc.function.name or ""
+            call["arguments"] += tc.function.arguments or ""
+        finish = choice.finish_reason or finish
+    assert content == "Let me look both up."
+    assert finish == "tool_calls"
+    assert [calls[i]["name"] for i in sorted(calls)] == ["weather", "clock"]
+    assert json.loads(calls[0]["arguments"]) == {"city": "北京"}
+    assert all(c["id"].startswith("call_") for c in calls.values())
+
+
+def test_tool_call_text_stays_text_without_tools(serve):
+    client, _, _ = serve([TWO_CALLS])
+    r = client.chat.completions.create(model="scripted", messages=USER)
+    assert r.choices[0].message.content == TWO_CALLS and r.choices[0].message.tool_calls is None
+
+
+def test_continue_final_message(serve):
+    client, scripted, _ = serve([" I will compute it."])
+    messages = [*USER, {"role": "assistant", "content": "Thought:"}]
+    r = client.chat.completions.create(
+        model="scripted",
+        messages=messages,
+        extra_body={"continue_final_message": True, "add_generation_prompt": False},
+    )
+    assert r.choices[0].message.content == " I will compute it."
+    assert scripted.requests[-1].continue_final
+    assert scripted.requests[-1].messages == messages
+
+
+def test_completions_endpoint_round_trips_a_chatml_prompt(serve):
+    client, scripted, _ = serve(["The answer is 42.", "ok"], family="qwen1")
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        *USER,
+        {"role": "assistant", "content": "Thought: easy.\nFinal Answer:"},
+    ]
+    prompt = render_chatml(messages, continue_final=True)
+    r = client.completions.create(model="scripted", prompt=prompt, stop=["Observation:"])
+    assert r.choices[0].text == "The answer is 42." and r.object == "text_completion"
+    got = scripted.requests[-1]
+    assert got.continue_final and scripted.render(got) == prompt
+    assert list(got.stop) == ["Observation:"]
+    stream = client.completions.create(model="scripted", prompt=prompt, stream=True)
+    assert "".join(c.choices[0].text for c in stream if c.choices) == "ok"
+
+
+def test_sampling_parameters_are_passed(serve):
+    client, scripted, _ = serve(["ok"])
+    client.chat.completions.create(
+        model="scripted",
+        messages=USER,
+        temperature=0,
+        top_p=0.5,
+        max_completion_tokens=9,
+        extra_body={"top_k": 5, "repetition_penalty": 1.2},
+    )
+    cfg = scripted.requests[-1].config
+    assert (cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.top_k) == (0.0, 0.5, 9, 5)
+    assert cfg.repetition_penalty == 1.2 and cfg.greedy
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"model": "scripted"}, 400, "'messages' must be a non-empty list"),
+        ({"model": "scripted", "messages": [{"role": "robot"}]}, 400, "role must be"),
+        ({"model": "other", "messages": USER}, 404, "`other` does not exist"),
+        ({"model": "scripted", "messages": USER, "temperature": 9}, 400, "'temperature'"),
+        ({"model": "scripted", "messages": USER, "max_tokens": 0}, 400, "'max_tokens'"),
+        ({"model": "scripted", "messages": USER, "n": 2}, 400, "n=1"),
+        ({"model": "scripted", "messages": USER, "stop": [1]}, 400, "'stop'"),
+        (
+            {"model": "scripted", "messages": USER, "continue_final_message": True},
+            400,
+            "assistant message last",
+        ),
+    ],
+)
+def test_bad_requests_get_openai_style_errors(serve, body, status, fragment):
+    _, _, url = serve(["unused"])
+    r = httpx.post(f"{url}/chat/completions", json=body, timeout=10)
+    assert r.status_code == status
+    assert fragment in r.json()["error"]["message"]
+
+
+def test_invalid_json_body(serve):
+    _, _, url = serve(["unused"])
+    r = httpx.post(f"{url}/chat/completions", content=b"{nope", timeout=10)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_model_failure_is_http_500_with_its_message(serve):
+    client, _, _ = serve([RuntimeError("weights missing")])
+    with pytest.raises(openai.InternalServerError, match="weights missing"):
+        client.chat.completions.create(model="scripted", messages=USER, stream=True)
+
+
+def test_api_key_required(serve):
+    client, _, url = serve(["hi"], api_key="sesame")
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+    good = openai.OpenAI(base_url=url, api_key="sesame", max_retries=0)
+    assert (
+        good.chat.completions.create(model="scripted", messages=USER).choices[0].message.content
+        == "hi"
+    )
+
+
+# -- parsers -------------------------------------------------------------------------------
+
+CALL = '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
+
+
+@pytest.mark.parametrize(
+    ("text", "content", "names"),
+    [
+        ("plain text", "plain text", []),
+        (CALL, "", ["f"]),
+        ("Sure.\n" + CALL, "Sure.", ["f"]),
+        (CALL + "\n" + CALL, "", ["f", "f"]),
+        ("<tool_call>\nnot json\n</tool_call>", "<tool_call>\nnot json\n</tool_call>", []),
+        ('<tool_call>\n{"name": "f", "arguments": {}}', "", ["f"]),  # unterminated at EOS
+        ("<tool_call>\n{broken", "<tool_call>\n{broken", []),
+        ('<tool_call>{"name": "f", "arguments": "{\\"a\\": 2}"}</tool_call>', "", ["f"]),
+        ("a < b and <tool_ but no call", "a < b and <tool_ but no call", []),
+    ],
+)
+def test_split_tool_calls(text, content, names):
+    got_content, calls = split_tool_calls(text)
+    assert got_content == content
+    assert [c.name for c in calls] == names
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_tool_call_parser_is_chunking_independent(size):
+    text = "Hi there.\n" + CALL + "\n" + CALL.replace('"a": 1', '"b": [1, 2]')
+    parser = ToolCallParser()
+    items = []
+    for i in range(0, len(text), size):
+        items += parser.push(text[i : i + size])
+    items += parser.finish()
+    assert "".join(i for i in items if isinstance(i, str)) == "Hi there."
+    assert [json.loads(c.arguments) for c in parser.calls] == [{"a": 1}, {"b": [1, 2]}]
+
+
+SYS = {"role": "system", "content": "S"}
+ASSISTANT = {"role": "assistant", "content": "Thought: a\nAction: b"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "continue_final"),
+    [
+        ([SYS, {"role": "user", "content": "hi"}], False),
+        ([SYS, {"role": "user", "content": "多行\n文本"}, ASSISTANT], False),
+        ([SYS, {"role": "user", "content": "多行\n文本"}, ASSISTANT], True),
+        ([SYS, {"role": "assistant", "content": ""}], True),
+    ],
+)
+def test_chatml_prompt_round_trip(messages, continue_final):
+    prompt = render_chatml(messages, continue_final=continue_final)
+    parsed, cont = chatml_to_messages(prompt)
+    assert render_chatml(parsed, continue_final=cont) == prompt
+
+
+def test_non_chatml_prompt_is_continued_as_assistant_text():
+    assert chatml_to_messages("Once upon a time") == (
+        [{"role": "assistant", "content": "Once upon a time"}],
+        True,
+    )
