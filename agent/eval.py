@@ -336,7 +336,7 @@ class EvalSetting:
 
 # Short switch names -> AgentSettings fields (any other boolean/int field works by its name).
 SWITCH_ALIASES = {"repair": "repair_arguments", "retry": "retry_invalid"}
-WRAPPER_SWITCHES = ("reject", "prompt")
+WRAPPER_SWITCHES = ("reject", "prompt", "robust")  # robust: repair + retry + reject at once
 _ON = {"on", "true", "yes", "1"}
 _OFF = {"off", "false", "no", "0"}
 
@@ -393,6 +393,11 @@ def build_settings(
             chosen[name] = raw
             if name == "reject":
                 reject = _value(bool, raw, name)
+            elif name == "robust":
+                reject = _value(bool, raw, name)
+                settings = dataclasses.replace(
+                    settings, repair_arguments=reject, retry_invalid=reject
+                )
             elif name == "prompt":
                 text = PROMPT_VARIANTS[raw]
                 if text is not None:
@@ -557,8 +562,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=V[,V]",
-        help="repair, retry, reject (on/off), prompt (" + "|".join(PROMPT_VARIANTS) + ") or "
-        "an AgentSettings field; several values run side by side",
+        help="repair, retry, reject, robust (all three) with on/off, prompt ("
+        + "|".join(PROMPT_VARIANTS)
+        + ") or an AgentSettings field; several values run side by side (their product)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     p.add_argument("--cpu-int8", action="store_true", help="dynamic int8 on CPU (faster)")

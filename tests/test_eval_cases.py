@@ -99,6 +99,13 @@ def test_switch_product_builds_settings() -> None:
     assert build_settings(base, [])[0].settings is base
 
 
+def test_robust_switch_sets_all_three() -> None:
+    off, on = build_settings(AgentSettings(), parse_switches(["robust=off,on"]))
+    assert (off.settings.repair_arguments, off.settings.retry_invalid) == (False, False)
+    assert (on.settings.repair_arguments, on.settings.retry_invalid) == (True, True)
+    assert (off.reject_unverified, on.reject_unverified) == (False, True)
+
+
 def test_prompt_switch_sets_the_system_prompt() -> None:
     default, tool_first = build_settings(
         AgentSettings(), parse_switches(["prompt=default,tool-first"])
