@@ -68,6 +68,12 @@ def strip_partial_stop(text: str, line_start_only: bool = False) -> str:
     return text
 
 
+def text_after_label(text: str) -> str:
+    """What follows a leading "Observation:" label."""
+    m = _OBSERVATION.match(text)
+    return text[m.end() :].strip() if m else text.strip()
+
+
 def _strip_thought(text: str) -> str:
     return _LEADING_THOUGHT.sub("", text.strip(), count=1).strip()
 
@@ -96,6 +102,8 @@ def parse_react(text: str) -> ParsedStep:
         obs = _OBSERVATION.search(text, first_input.end())
         if obs is not None:
             text, discarded = text[: obs.start()], text[obs.start() :].strip()
+            if not text_after_label(discarded):
+                discarded = ""  # just the stop word the backend did not cut
     text = strip_partial_stop(text)
 
     last_action = list(_ACTION.finditer(text))[-1]
