@@ -294,13 +294,21 @@ class TransformersBackend:
         thread = threading.Thread(target=work, name="llm-generate", daemon=True)
         decoder = _IncrementalDecoder(self.tokenizer)
         filt = StopWordFilter(words)
+        counted: list[int] = []  # generated ids that are not decoded (EOS and after a stop)
+        eos_seen = False
         finished = False
         thread.start()
         try:
             while (item := streamer.queue.get()) is not _END:
-                if filt.stop_word is not None:
-                    decoder.ids.extend(item)  # count only: the text is already cut
+                if filt.stop_word is not None or eos_seen:
+                    counted.extend(item)  # count only: the text is already cut
                     continue
+                for i, token in enumerate(item):
+                    if token in self.eos_ids:  # not shown: finish() strips a half stop word
+                        eos_seen = True
+                        counted.extend(item[i:])
+                        item = item[:i]
+                        break
                 out = filt.push(decoder.push(item))
                 if filt.stop_word is not None:
                     abort.set()  # safety net if token-level stopping missed it
@@ -313,7 +321,7 @@ class TransformersBackend:
                     out += filt.finish()
                 if out:
                     yield TextDelta(out)
-            gen_ids = decoder.ids
+            gen_ids = decoder.ids + counted
             self.last_ids = prompt_ids + gen_ids
             reason, stop_word, error = self._reason(request, filt, criteria, gen_ids, errors)
             finished = True
