@@ -214,7 +214,7 @@ class _Evaluator:
             op = _BINARY.get(type(node.op))
             if op is None:
                 raise CalculatorError(f"operator {type(node.op).__name__} is not supported")
-            left = self.eval(node.left, depth + 1)
+            left = self.eval(node.left, depth)  # a long chain 1+2+...+n is not nesting
             right = self.eval(node.right, depth + 1)
             return _check(op(left, right))
         if isinstance(node, ast.UnaryOp):
@@ -235,7 +235,7 @@ class _Evaluator:
 
     def _call(self, node: ast.Call, depth: int) -> Number:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            name = node.func.id if isinstance(node.func, ast.Name) else "that function"
+            name = ast.unparse(node.func)[:60]
             raise CalculatorError(
                 f"calling {name!r} is not allowed; allowed functions: {', '.join(FUNCTIONS)}"
             )
