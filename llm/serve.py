@@ -647,19 +647,19 @@ class ServerThread:
         self.stop()
 
 
-def open_backend(source: str) -> ChatBackend:
+def open_backend(source: str, device: str = "auto") -> ChatBackend:
     """Load a backend the way the demo does (llm.sources); scripted:PATH works without it."""
     try:
         from llm.sources import open_backend as _open
     except ImportError:
         _open = None
     if _open is not None:
-        return _open(source)
+        return _open(source, device=device)
     if source.startswith("scripted:"):
         from llm.scripted import ScriptedBackend
 
         return ScriptedBackend.from_file(source.removeprefix("scripted:"))
-    raise SystemExit(f"cannot open {source!r}: llm.sources is not available; use scripted:PATH")
+    raise ValueError(f"cannot open {source!r}: llm.sources is not available; use scripted:PATH")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -678,12 +678,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-concurrent", type=int, default=1, help="generations at once (1 for a local model)"
     )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import uvicorn
 
-    backend = open_backend(args.model)
+    try:
+        backend = open_backend(args.model, device=args.device)
+    except Exception as exc:  # a bad source is the user's input: say why, no traceback
+        raise SystemExit(f"llm.serve: cannot load {args.model!r}: {exc}") from exc
     app = create_app(
         backend,
         served_model_name=args.served_model_name,

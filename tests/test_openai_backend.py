@@ -475,3 +475,66 @@ def test_four_concurrent_sessions_each_get_their_own_stream(served, max_concurre
         assert end.reason is StopReason.EOS
     # the server serialises a local model; a thread-safe backend may overlap
     assert echo.peak == 1 if max_concurrent == 1 else echo.peak > 1
+
+
+# -- the agent over HTTP -------------------------------------------------------------------
+
+
+def test_full_react_turn_through_the_agent(served):
+    from agent import events as ev
+    from agent.loop import run
+    from agent.settings import AgentSettings
+    from tools.builtin.calculator import make_calculator_tool
+    from tools.registry import ToolRegistry
+
+    scripted = ScriptedBackend(
+        [
+            'Thought: I need the calculator.\nAction: calculator\nAction Input: {"expression": '
+            '"6*7"}\nObservation: 41 (the model guessed)',
+            "I now know the final answer.\nFinal Answer: 6 times 7 is 42.",
+        ],
+        family="qwen1",
+    )
+    backend = OpenAIBackend(served(scripted), "", "scripted", family="qwen1")
+    tools = ToolRegistry()
+    tools.register(make_calculator_tool())
+    events = list(run(backend, tools, [], "What is 6 times 7?", AgentSettings(format="react")))
+    calls = [e for e in events if isinstance(e, ev.ToolCall)]
+    observations = [e for e in events if isinstance(e, ev.Observation)]
+    assert [(c.name, c.arguments) for c in calls] == [("calculator", {"expression": "6*7"})]
+    assert [o.text for o in observations] == ["42"] and observations[0].ok
+    assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "6 times 7 is 42."
+    ends = [e for e in events if isinstance(e, ev.ModelCallEnd)]
+    assert [e.reason for e in ends] == ["stop_word", "eos"]
+    assert ends[0].stop_word == "Observation:"
+    streamed = "".join(e.text for e in events if isinstance(e, ev.TextDelta) and e.step == 1)
+    assert "Observation" not in streamed and "41" not in streamed
+    # step 2 continued the assistant turn over /v1/completions, with the real observation
+    second = scripted.requests[1]
+    assert second.continue_final
+    assert second.messages[-1]["content"].endswith("Observation: 42\nThought:")
+
+
+def test_native_tool_turn_through_the_agent(served):
+    from agent import events as ev
+    from agent.loop import run
+    from tools.builtin.calculator import make_calculator_tool
+    from tools.registry import ToolRegistry
+
+    scripted = ScriptedBackend(
+        [
+            '<tool_call>\n{"name": "calculator", "arguments": {"expression": "6*7"}}\n</tool_call>',
+            "6 times 7 is 42.",
+        ],
+        family="qwen2",
+    )
+    backend = OpenAIBackend(served(scripted), "", "scripted")
+    tools = ToolRegistry()
+    tools.register(make_calculator_tool())
+    events = list(run(backend, tools, [], "What is 6 times 7?"))
+    calls = [e for e in events if isinstance(e, ev.ToolCall)]
+    assert [(c.name, c.arguments) for c in calls] == [("calculator", {"expression": "6*7"})]
+    assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "6 times 7 is 42."
+    # the server got the tool schema and, on the second call, the tool result
+    assert scripted.requests[0].tools[0]["function"]["name"] == "calculator"
+    assert any(m["role"] == "tool" and m["content"] == "42" for m in scripted.requests[1].messages)

@@ -1,0 +1,156 @@
+"""llm.serve in front of a real tiny transformers model (loaded by llm.sources), used through
+OpenAIBackend, the official client and the agent loop.
+
+A random model never writes tool calls by itself, so the agent tests force each call's output
+with a test-only LogitsProcessor passed through the backend's logits_hook.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import pytest
+import torch
+from transformers import LogitsProcessor
+
+from llm.local import TransformersBackend
+from llm.openai_backend import OpenAIBackend
+from llm.serve import ServerThread, create_app
+from llm.sources import open_backend
+from llm.types import GenerationConfig, GenerationRequest, StopReason, TextDelta, drain
+
+GREEDY = GenerationConfig(max_new_tokens=30, temperature=0, repetition_penalty=1.0)
+USER = [{"role": "user", "content": "Who is Zhang San?"}]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir) -> TransformersBackend:
+    return open_backend(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture
+def served():
+    servers: list[ServerThread] = []
+
+    def start(backend) -> str:
+        servers.append(ServerThread(create_app(backend, served_model_name="tiny")).start())
+        return servers[-1].url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class _Force(LogitsProcessor):
+    def __init__(self, ids: list[int], prompt_len: int):
+        self.ids, self.prompt_len = ids, prompt_len
+
+    def __call__(self, input_ids, scores):
+        step = input_ids.shape[1] - self.prompt_len
+        if step < len(self.ids):
+            scores = torch.full_like(scores, float("-inf"))
+            scores[:, self.ids[step]] = 0.0
+        return scores
+
+
+class ScriptedLogits:
+    """logits_hook forcing one scripted reply per model call (then <|im_end|>)."""
+
+    def __init__(self, tokenizer, replies: list[str]):
+        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.replies = [self._char_ids(tokenizer, r) + [end] for r in replies]
+        self.requests: list[GenerationRequest] = []
+
+    @staticmethod
+    def _char_ids(tok, text: str) -> list[int]:
+        """One token per character, so stop words span many tokens."""
+        return [i for ch in text for i in tok.encode(ch, add_special_tokens=False)]
+
+    def __call__(self, request, prompt_ids):
+        self.requests.append(request)
+        return [_Force(self.replies[len(self.requests) - 1], len(prompt_ids))]
+
+
+def forced(tiny: TransformersBackend, replies: list[str]) -> tuple[TransformersBackend, Any]:
+    hook = ScriptedLogits(tiny.tokenizer, replies)
+    return TransformersBackend(tiny.model, tiny.tokenizer, tiny.info, logits_hook=hook), hook
+
+
+def test_remote_stream_equals_the_local_model(tiny, served):
+    request = GenerationRequest(USER, config=GREEDY)
+    local = drain(tiny.stream(request))
+    remote_backend = OpenAIBackend(served(tiny), "", "tiny")
+    deltas, remote = [], None
+    for event in remote_backend.stream(GenerationRequest(USER, config=GREEDY)):
+        if isinstance(event, TextDelta):
+            deltas.append(event.text)
+        else:
+            remote = event
+    assert local.completion_tokens > 5 and local.text
+    assert remote.text == "".join(deltas) == local.text
+    assert remote.reason is local.reason
+    assert (remote.prompt_tokens, remote.completion_tokens) == (
+        local.prompt_tokens,
+        local.completion_tokens,
+    )
+
+
+def test_official_client_non_stream_on_the_tiny_model(tiny, served):
+    local = drain(tiny.stream(GenerationRequest(USER, config=GREEDY)))
+    client = openai.OpenAI(base_url=served(tiny), api_key="x", max_retries=0)
+    r = client.chat.completions.create(
+        model="tiny",
+        messages=USER,
+        temperature=0,
+        max_tokens=30,
+        extra_body={"repetition_penalty": 1.0},
+    )
+    assert r.choices[0].message.content == (local.text or None)
+    assert r.usage.completion_tokens == local.completion_tokens
+
+
+def test_react_turn_over_http_on_the_tiny_model(tiny, served):
+    from agent import events as ev
+    from agent.loop import run
+    from agent.settings import AgentSettings
+    from tools.builtin.calculator import make_calculator_tool
+    from tools.registry import ToolRegistry
+
+    backend, hook = forced(
+        tiny,
+        [
+            'Thought: use the calculator\nAction: calculator\nAction Input: {"expression": '
+            '"6*7"}\nObservation: 41',
+            " I know it now.\nFinal Answer: 42",
+        ],
+    )
+    remote = OpenAIBackend(served(backend), "", "tiny", family="qwen1")
+    tools = ToolRegistry()
+    tools.register(make_calculator_tool())
+    settings = AgentSettings(format="react", generation=GenerationConfig(300, temperature=0))
+    events = list(run(remote, tools, [], "What is 6 times 7?", settings))
+    assert isinstance(events[-1], ev.FinalAnswer), events[-1]
+    assert events[-1].text == "42"
+    assert [o.text for o in events if isinstance(o, ev.Observation)] == ["42"]
+    ends = [e for e in events if isinstance(e, ev.ModelCallEnd)]
+    assert ends[0].reason == StopReason.STOP_WORD.value and ends[0].stop_word == "Observation:"
+    assert ends[1].reason == StopReason.EOS.value
+    # the second call continued the assistant turn: the model saw the real observation
+    assert hook.requests[1].continue_final
+    assert hook.requests[1].messages[-1]["content"].endswith("Observation: 42\nThought:")
+
+
+def test_native_tool_calls_parsed_by_the_server_on_the_tiny_model(tiny, served):
+    call = {"name": "calculator", "arguments": {"expression": "6*7"}}
+    backend, _ = forced(tiny, [f"<tool_call>\n{json.dumps(call)}\n</tool_call>"])
+    client = openai.OpenAI(base_url=served(backend), api_key="x", max_retries=0)
+    tools = [{"type": "function", "function": {"name": "calculator", "parameters": {}}}]
+    r = client.chat.completions.create(
+        model="tiny", messages=USER, tools=tools, temperature=0, max_tokens=100
+    )
+    (tool_call,) = r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert tool_call.function.name == "calculator"
+    assert json.loads(tool_call.function.arguments) == {"expression": "6*7"}
