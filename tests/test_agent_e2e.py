@@ -1,0 +1,120 @@
+"""The agent through a real (tiny, random) transformers model loaded the way users load one.
+
+A random model writes gibberish, so each model call's output is forced with a test-only
+LogitsProcessor (the backend's logits_hook), one character per token: stop words then span
+several tokens and must be caught by real generation. One unforced run checks structure only.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LogitsProcessor
+
+from agent import events as ev
+from agent.loop import run
+from agent.settings import AgentSettings
+from llm.local import TransformersBackend
+from llm.sources import open_backend
+from llm.types import GenerationConfig
+from tests.test_agent_support import SEED_QUESTION, collect, make_registry, of_type
+
+GREEDY = GenerationConfig(max_new_tokens=160, temperature=0, repetition_penalty=1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir) -> TransformersBackend:
+    return open_backend(str(tiny_model_dir), device="cpu")
+
+
+class _Force(LogitsProcessor):
+    def __init__(self, ids: list[int], prompt_len: int):
+        self.ids, self.prompt_len = ids, prompt_len
+
+    def __call__(self, input_ids, scores):
+        step = input_ids.shape[1] - self.prompt_len
+        if step < len(self.ids):
+            scores = torch.full_like(scores, float("-inf"))
+            scores[:, self.ids[step]] = 0.0
+        return scores
+
+
+class _Replies:
+    """logits_hook: the n-th model call writes the n-th reply, then <|im_end|>."""
+
+    def __init__(self, tokenizer, replies: list[str]):
+        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.replies = [
+            [i for ch in r for i in tokenizer.encode(ch, add_special_tokens=False)] + [end]
+            for r in replies
+        ]
+        self.calls = 0
+
+    def __call__(self, request, prompt_ids):
+        self.calls += 1
+        return [_Force(self.replies[self.calls - 1], len(prompt_ids))]
+
+
+def _forced(tiny: TransformersBackend, replies: list[str]) -> TransformersBackend:
+    hook = _Replies(tiny.tokenizer, replies)
+    return TransformersBackend(tiny.model, tiny.tokenizer, tiny.info, logits_hook=hook)
+
+
+def test_react_turn_through_the_tiny_model(tiny):
+    backend = _forced(
+        tiny,
+        [
+            'Thought: 查张三\nAction: employee_db\nAction Input: {"name": "张三"}\n'
+            "Observation: 编造的结果",  # real generation must stop at the stop word
+            " I now know the final answer\nFinal Answer: 还有8个月",
+        ],
+    )
+    settings = AgentSettings(format="react", generation=GREEDY)
+    events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
+    final = events[-1]
+    assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月"
+    ends = of_type(events, ev.ModelCallEnd)
+    assert [(e.reason, e.stop_word) for e in ends] == [("stop_word", "Observation:"), ("eos", None)]
+    assert not of_type(events, ev.DiscardedObservation)  # the stop word kept it from being written
+    assert "编造" not in "".join(e.text for e in of_type(events, ev.TextDelta))
+    obs = of_type(events, ev.Observation)
+    assert len(obs) == 1 and obs[0].ok and "1990-10-15" in obs[0].text
+    first, second = (e.prompt for e in of_type(events, ev.StepStarted))
+    assert "Question: " + SEED_QUESTION in first and first.endswith("<|im_start|>assistant\n")
+    assert second.endswith("\nObservation: " + obs[0].text + "\nThought:")  # continued turn
+    assert [m["role"] for m in final.messages] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_native_turn_through_the_tiny_model_chat_template(tiny):
+    assert tiny.info.family == "qwen2"
+    backend = _forced(
+        tiny,
+        [
+            "算一下\n<tool_call>\n"
+            '{"name": "calculator", "arguments": {"expression": "10 - 2"}}\n</tool_call>',
+            "还有8个月。",
+        ],
+    )
+    settings = AgentSettings(generation=GREEDY)  # auto: qwen2 -> native
+    events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
+    final = events[-1]
+    assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月。"
+    assert [e.text for e in of_type(events, ev.Thought)] == ["算一下"]
+    assert of_type(events, ev.Observation)[0].text == "8"
+    first, second = (e.prompt for e in of_type(events, ev.StepStarted))
+    assert "<tools>" in first and '"name": "employee_db"' in first  # the model's own template
+    assert "Answer the following questions" not in first
+    assert "<tool_response>\n8\n</tool_response>" in second
+    assert [m["role"] for m in final.messages] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_unforced_random_model_still_ends_with_one_terminal_event(tiny):
+    settings = AgentSettings(
+        format="react",
+        max_steps=2,
+        generation=GenerationConfig(max_new_tokens=12, temperature=0),
+    )
+    events = collect(run(tiny, make_registry(), [], "hello", settings))
+    assert isinstance(events[0], ev.StepStarted) and ev.is_terminal(events[-1])
+    assert sum(ev.is_terminal(e) for e in events) == 1
+    assert of_type(events, ev.ModelCallEnd)[0].completion_tokens > 0
