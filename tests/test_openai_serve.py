@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from llm.chatml import render_chatml
+from llm.openai_backend import OpenAIBackend, OpenAIServerError, list_models
 from llm.scripted import ScriptedBackend
 from llm.serve import (
     ServerThread,
@@ -17,6 +24,7 @@ from llm.serve import (
     create_app,
     split_tool_calls,
 )
+from llm.types import GenerationRequest, drain
 
 USER = [{"role": "user", "content": "What is 6 times 7?"}]
 TOOLS = [
@@ -293,3 +301,55 @@ def test_non_chatml_prompt_is_continued_as_assistant_text():
         [{"role": "assistant", "content": "Once upon a time"}],
         True,
     )
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_python_m_llm_serve_serves_a_scripted_model(tmp_path):
+    script = tmp_path / "demo.json"
+    script.write_text(json.dumps({"completions": ["Served from a subprocess."]}))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    cmd = [sys.executable, "-m", "llm.serve", "--model", f"scripted:{script}", "--port", str(port)]
+    cmd += ["--served-model-name", "demo", "--api-key", "k"]
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert list_models(url, "k") == ["demo"]
+                break
+            except OpenAIServerError:
+                assert proc.poll() is None, "llm.serve exited early"
+                assert time.monotonic() < deadline, "llm.serve did not start"
+                time.sleep(0.2)
+        end = drain(OpenAIBackend(url, "k", "demo").stream(GenerationRequest(USER)))
+        assert end.text == "Served from a subprocess."
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert f"Serving 'demo' at {url}" in proc.stdout.read()
+
+
+def test_python_m_llm_serve_bad_source_says_why(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    missing = tmp_path / "nope.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "llm.serve", "--model", f"scripted:{missing}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0
+    assert "cannot load" in r.stderr and "nope.json" in r.stderr
+    assert "Traceback" not in r.stderr
