@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -352,7 +353,9 @@ def _quantize_int8(model: Any) -> tuple[Any, float]:
         for m in model.modules()
         if isinstance(m, nn.Linear)
     )
-    model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():  # torch marks quantized tensors deprecated; still works
+        warnings.simplefilter("ignore", UserWarning)
+        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     return model, linear_bytes * 0.75
 
 
