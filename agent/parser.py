@@ -18,9 +18,11 @@ import json5
 from agent.errors import ArgumentError
 
 _COLON = r"\s*[:：]"
-_ACTION = re.compile(r"Action" + _COLON, re.IGNORECASE)  # never matches "Action Input:"
-_ACTION_INPUT = re.compile(r"Action\s*Input" + _COLON, re.IGNORECASE)
-_FINAL = re.compile(r"Final\s*Answer" + _COLON, re.IGNORECASE)
+# Labels match as written anywhere (a model may drop the newline before them), and in any
+# case at the start of a line; "take action: ..." inside an answer is not a label.
+_ACTION = re.compile(r"(?:Action|^[ \t]*(?i:action))" + _COLON, re.MULTILINE)  # not "Action Input"
+_ACTION_INPUT = re.compile(r"(?:Action\s*Input|^[ \t]*(?i:action\s*input))" + _COLON, re.MULTILINE)
+_FINAL = re.compile(r"(?:Final\s*Answer|^[ \t]*(?i:final\s*answer))" + _COLON, re.MULTILINE)
 _THOUGHT = re.compile(r"(?:^|\n)\s*Thought" + _COLON)
 _OBSERVATION = re.compile(r"Observation" + _COLON)
 _LEADING_THOUGHT = re.compile(r"^\s*Thought" + _COLON + r"\s*", re.IGNORECASE)

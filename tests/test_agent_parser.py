@@ -154,6 +154,11 @@ REACT_CASES = [
         F("", "你好！有什么可以帮你？", False),
     ),
     (
+        "lower_case_label_words_inside_an_answer_are_text",
+        "You should take action: call the office. The final answer: wait.",
+        F("", "You should take action: call the office. The final answer: wait.", False),
+    ),
+    (
         "thought_only_is_the_answer",
         "Thought: 张三是工程师。",
         F("", "张三是工程师。", False),
