@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -374,9 +375,11 @@ def create_app(
     served_model_name: str | None = None,
     api_key: str | None = None,
     max_concurrent: int = 1,
+    keepalive_s: float = 5.0,
 ) -> FastAPI:
     """An ASGI app serving backend. api_key: require ``Authorization: Bearer KEY``.
-    max_concurrent: generations run at once (1 for a local model; more for thread-safe ones)."""
+    max_concurrent: generations run at once (1 for a local model; more for thread-safe ones).
+    keepalive_s: a streamed request with no event for this long gets an SSE comment."""
     model_id = served_model_name or backend.info.name
     aliases = {model_id, backend.info.name, backend.info.source} - {""}
     runner = _Runner(backend, max(1, max_concurrent))
@@ -442,7 +445,15 @@ def create_app(
             raise BadRequest(
                 "continue_final_message needs an assistant message last", param="messages"
             )
-        return await _respond(runner, gen, body, model_id, chat=True, parse_tools=tools_parsed)
+        return await _respond(
+            runner,
+            gen,
+            body,
+            model_id,
+            chat=True,
+            parse_tools=tools_parsed,
+            keepalive_s=keepalive_s,
+        )
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
@@ -461,7 +472,9 @@ def create_app(
             continue_final=continue_final,
             config=_config(body),
         )
-        return await _respond(runner, gen, body, model_id, chat=False, parse_tools=False)
+        return await _respond(
+            runner, gen, body, model_id, chat=False, parse_tools=False, keepalive_s=keepalive_s
+        )
 
     return app
 
@@ -474,21 +487,24 @@ async def _respond(
     *,
     chat: bool,
     parse_tools: bool,
+    keepalive_s: float,
 ) -> Any:
-    events = runner.events(gen)
-    first = await events.__anext__()
-    if isinstance(first, GenerationEnd) and first.reason is StopReason.ERROR:
-        await events.aclose()
-        return JSONResponse(error_body(first.error or "generation failed", 500), 500)
     ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
     shape = _Shape(ident, model_id, chat)
     if body.get("stream"):
+        events = _paced(runner.events(gen), keepalive_s)
+        # Wait briefly for the first event so a model that fails at once gets a real HTTP
+        # 500; a queued or slow request starts streaming (keep-alive comments) instead.
+        first = await events.__anext__()
+        if isinstance(first, GenerationEnd) and first.reason is StopReason.ERROR:
+            await events.aclose()
+            return JSONResponse(error_body(first.error or "generation failed", 500), 500)
         opts = body.get("stream_options") or {}
         usage = bool(opts.get("include_usage")) if isinstance(opts, dict) else False
         stream = _stream_body(first, events, shape, parse_tools, usage)
         return StreamingResponse(stream, media_type="text/event-stream")
-    end = first if isinstance(first, GenerationEnd) else None
-    async for event in events:
+    end: GenerationEnd | None = None
+    async for event in runner.events(gen):
         if isinstance(event, GenerationEnd):
             end = event
     if end is None or end.reason is StopReason.ERROR:
@@ -542,9 +558,36 @@ class _Shape:
         return _sse({**self._base(True), "choices": [], "usage": _usage(end)})
 
 
+async def _paced(
+    events: AsyncIterator[LLMEvent], interval: float
+) -> AsyncIterator[LLMEvent | None]:
+    """events, with None whenever `interval` seconds pass without one (time for a keep-alive,
+    so clients' read timeouts do not fire while a request waits for the model)."""
+    pending: asyncio.Future[LLMEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(events.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            task, pending = pending, None
+            try:
+                yield task.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        await events.aclose()
+
+
 async def _stream_body(
-    first: LLMEvent,
-    events: AsyncIterator[LLMEvent],
+    first: LLMEvent | None,
+    events: AsyncIterator[LLMEvent | None],
     shape: _Shape,
     parse_tools: bool,
     include_usage: bool,
@@ -555,13 +598,15 @@ async def _stream_body(
         if shape.chat:
             yield shape.chunk({"role": "assistant", "content": ""})
 
-        async def all_events() -> AsyncIterator[LLMEvent]:
+        async def all_events() -> AsyncIterator[LLMEvent | None]:
             yield first
             async for event in events:
                 yield event
 
         async for event in all_events():
-            if isinstance(event, TextDelta):
+            if event is None:
+                yield ": keep-alive\n\n"
+            elif isinstance(event, TextDelta):
                 items = parser.push(event.text) if parser else [event.text]
                 for piece in _stream_items(items, shape, parser):
                     yield piece

@@ -274,6 +274,18 @@ def test_cancel_closes_the_stream_and_stops_the_server_side_model(served):
     assert scripted.requests[-1].cancel.is_set(), "the server did not cancel its generation"
 
 
+@pytest.mark.parametrize("keepalive_s", [0.2, 30.0])
+def test_keepalive_outlasts_the_client_read_timeout(served, keepalive_s):
+    """A slow (or queued) generation keeps the stream alive with SSE comments."""
+    url = served(ScriptedBackend(["slow reply"], delay=1.2), keepalive_s=keepalive_s)
+    backend = OpenAIBackend(url, "", "scripted", timeout=0.6, max_retries=0)
+    end = drain(backend.stream(GenerationRequest(USER)))
+    if keepalive_s < 0.6:
+        assert end.reason is StopReason.EOS and end.text == "slow reply"
+    else:  # the same server without keep-alives in time: the client gives up
+        assert end.reason is StopReason.ERROR and "timeout" in end.error
+
+
 def test_list_models(served):
     url = served(ScriptedBackend([]), served_model_name="Qwen/Qwen2.5-7B-Instruct")
     assert list_models(url) == ["Qwen/Qwen2.5-7B-Instruct"]
