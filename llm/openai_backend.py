@@ -52,6 +52,8 @@ from llm.types import (
 # Qwen v1 chat models: "Qwen-7B-Chat", "Qwen/Qwen-14B-Chat-Int4" (not Qwen1.5 / Qwen2 / Qwen3).
 _QWEN1_NAME = re.compile(r"(^|/)qwen-\d+(\.\d+)?b", re.IGNORECASE)
 _CANCEL_POLL_S = 0.05
+# <|endoftext|>, <|im_start|>, <|im_end|> in every Qwen vocabulary (v1 and 2.x).
+QWEN_CHATML_TOKEN_IDS = (151643, 151644, 151645)
 
 
 class OpenAIServerError(RuntimeError):
@@ -290,6 +292,10 @@ class OpenAIBackend:
             params["seed"] = cfg.seed
         # vLLM / llm.serve extras; other servers ignore unknown fields.
         extra = {"repetition_penalty": cfg.repetition_penalty, **self.extra_body}
+        if self.info.family == "qwen1":
+            # v1's EOS is <|endoftext|> only, and vLLM matches stop strings after dropping
+            # special tokens, so "<|im_end|>" in `stop` alone may never fire there.
+            extra.setdefault("stop_token_ids", list(QWEN_CHATML_TOKEN_IDS))
         if not cfg.greedy and cfg.top_k > 0:
             extra.setdefault("top_k", cfg.top_k)
         params["extra_body"] = extra

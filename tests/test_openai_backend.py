@@ -332,6 +332,24 @@ def test_server_that_ignores_stop_is_cut_client_side(raw_server):
     assert end.text == "".join(deltas) == "Thought: add\nAction: calc\nAction Input: {}\n"
     sent = json.loads(server.requests[0])
     assert "Observation:" in sent["stop"] and "<|im_end|>" in sent["stop"]
+    assert "stop_token_ids" not in sent  # a qwen2-family name
+
+
+def test_request_body_for_a_qwen1_model(raw_server):
+    def handler(conn):
+        conn.sendall(SSE_HEAD_CLOSE + sse_chunk("ok") + sse_chunk(finish="stop"))
+
+    server = raw_server(handler)
+    backend = OpenAIBackend(server.url, "", "Qwen/Qwen-7B-Chat-Int4")
+    assert backend.info.family == "qwen1" and not backend.info.supports_native_tools
+    cfg = GenerationConfig(max_new_tokens=64, temperature=0, seed=5)
+    assert drain(backend.stream(GenerationRequest(USER, config=cfg))).text == "ok"
+    sent = json.loads(server.requests[0])
+    assert sent["model"] == "Qwen/Qwen-7B-Chat-Int4" and sent["messages"] == USER
+    assert sent["stop_token_ids"] == [151643, 151644, 151645]
+    assert (sent["max_tokens"], sent["temperature"], sent["seed"]) == (64, 0, 5)
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert "top_p" not in sent and "top_k" not in sent  # greedy
 
 
 def test_stream_dropped_mid_chunk_is_a_clean_error(raw_server):
