@@ -240,6 +240,25 @@ def test_generate_with_converted_model_and_tokenizer(converted):
     assert isinstance(tok.decode(out[0, ids.shape[1] :]), str)
 
 
+def test_project_loader_converts_and_generates(v1_checkpoint, tmp_path, monkeypatch):
+    from llm.loader import load_model
+    from llm.types import GenerationConfig, GenerationRequest, drain
+
+    src, _, _ = v1_checkpoint
+    monkeypatch.setenv("QWEN_DEMO_CACHE", str(tmp_path / "cache"))
+    backend = load_model(str(src), device="cpu")
+    try:
+        assert backend.info.family == "qwen1"
+        request = GenerationRequest(
+            messages=[{"role": "user", "content": "你好"}],
+            config=GenerationConfig(max_new_tokens=4, temperature=0),
+        )
+        end = drain(backend.stream(request))
+        assert end.error is None and 1 <= end.completion_tokens <= 4, end
+    finally:
+        backend.close()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
