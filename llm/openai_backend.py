@@ -158,8 +158,10 @@ class _Pump:
     def _work(self) -> None:
         try:
             response = self._open()
-            self._queue.put(("open", None))
             try:
+                if self._abandoned.is_set():  # cancelled while waiting for the headers
+                    return
+                self._queue.put(("open", None))
                 for chunk in response:
                     if self._abandoned.is_set():
                         break

@@ -286,6 +286,21 @@ def test_keepalive_outlasts_the_client_read_timeout(served, keepalive_s):
         assert end.reason is StopReason.ERROR and "timeout" in end.error
 
 
+def test_cancel_while_queued_behind_another_generation_returns_promptly(served):
+    scripted = ScriptedBackend(["busy " * 100, "never shown"], delay=0.02)
+    backend = OpenAIBackend(served(scripted), "", "scripted")
+    first = threading.Thread(target=lambda: drain(backend.stream(GenerationRequest(USER))))
+    first.start()
+    time.sleep(0.3)  # the server's one generation slot is taken
+    queued = GenerationRequest(USER)
+    threading.Timer(0.3, queued.cancel.set).start()
+    start = time.perf_counter()
+    end = drain(backend.stream(queued))
+    assert end.reason is StopReason.CANCELLED and end.text == ""
+    assert time.perf_counter() - start < 1.5  # the first reply alone takes 2 s
+    first.join(timeout=30)
+
+
 def test_list_models(served):
     url = served(ScriptedBackend([]), served_model_name="Qwen/Qwen2.5-7B-Instruct")
     assert list_models(url) == ["Qwen/Qwen2.5-7B-Instruct"]
