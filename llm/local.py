@@ -58,6 +58,25 @@ class _QueueStreamer:
     def end(self) -> None:
         pass  # the generation thread puts _END itself, also after an exception
 
+    def next_batch(self) -> Any:
+        """All ids queued so far (blocks for the first), or _END when generation is over.
+
+        Decoding what piled up in one go keeps the consumer from competing with generate()
+        for the GIL once per token when it falls behind.
+        """
+        item = self.queue.get()
+        if item is _END:
+            return _END
+        while True:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                return item
+            if more is _END:
+                self.queue.put(_END)  # seen on the next call
+                return item
+            item = item + more
+
 
 class _IncrementalDecoder:
     """Decode a growing id list without re-decoding it all each step.
@@ -299,7 +318,7 @@ class TransformersBackend:
         finished = False
         thread.start()
         try:
-            while (item := streamer.queue.get()) is not _END:
+            while (item := streamer.next_batch()) is not _END:
                 if filt.stop_word is not None or eos_seen:
                     counted.extend(item)  # count only: the text is already cut
                     continue

@@ -1,0 +1,136 @@
+"""Streaming service overhead vs raw model.generate, and tokens generated past a stop word.
+
+Run: python -m bench.bench_stream [--model DIR] [--tokens 200] [--rounds 5] [--threads 1]
+
+Both paths run side by side in one process on the same model, prompt and generation config
+(greedy), alternating rounds; medians are compared. Targets: service / raw tokens/s >= 0.97,
+tokens past a stop word <= 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROMPT = "Who is Zhang San, and how many months until his birthday? Answer step by step."
+STOP_TEXT = 'Thought: use the calculator\nAction: calculator\nAction Input: {"n": 1}\n'
+
+
+def _force(ids: list[int]):
+    """A LogitsProcessor factory that makes the model emit ids (bench-only, like the tests)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class Force(LogitsProcessor):
+        def __init__(self, prompt_len: int):
+            self.prompt_len = prompt_len
+
+        def __call__(self, input_ids, scores):
+            step = input_ids.shape[1] - self.prompt_len
+            if step < len(ids):
+                scores = torch.full_like(scores, float("-inf"))
+                scores[:, ids[step]] = 0.0
+            return scores
+
+    return lambda request, prompt_ids: [Force(len(prompt_ids))]
+
+
+def throughput(backend, tokens: int, rounds: int) -> tuple[float, float, int]:
+    """Median tokens/s of (service stream, raw generate) on the same config."""
+    import torch
+
+    from llm.types import GenerationConfig, GenerationRequest, drain
+
+    config = GenerationConfig(max_new_tokens=tokens, temperature=0, repetition_penalty=1.0)
+    request = GenerationRequest(messages=[{"role": "user", "content": PROMPT}], config=config)
+    ids = torch.tensor([backend.encode(request)], device=backend.model.device)
+    gen_config = backend._generation_config(request)
+    service, raw = [], []
+    count = 0
+    drain(backend.stream(request))  # warm-up
+    for _ in range(rounds):
+        end = drain(backend.stream(request))
+        service.append(end.completion_tokens / end.seconds)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = backend.model.generate(
+                ids, attention_mask=torch.ones_like(ids), generation_config=gen_config
+            )
+        n = out.shape[1] - ids.shape[1]
+        raw.append(n / (time.perf_counter() - start))
+        if n != end.completion_tokens:
+            raise SystemExit(f"token counts differ: service {end.completion_tokens}, raw {n}")
+        count = n
+    return statistics.median(service), statistics.median(raw), count
+
+
+def overshoot(backend, per_char: bool) -> int:
+    """Tokens generated after the one that completed "Observation:" (forced output)."""
+    from llm.local import TransformersBackend
+    from llm.types import GenerationConfig, GenerationRequest, drain
+
+    tok = backend.tokenizer
+    text = STOP_TEXT + "Observation: 42, and the model would go on and on here"
+    if per_char:
+        ids = [i for ch in text for i in tok.encode(ch, add_special_tokens=False)]
+    else:
+        ids = tok.encode(text, add_special_tokens=False)
+    stop_at = next(i + 1 for i in range(len(ids)) if "Observation:" in tok.decode(ids[: i + 1]))
+    forced = TransformersBackend(backend.model, tok, backend.info, logits_hook=_force(ids))
+    request = GenerationRequest(
+        messages=[{"role": "user", "content": PROMPT}],
+        stop=["Observation:"],
+        config=GenerationConfig(max_new_tokens=len(ids) + 20, temperature=0),
+    )
+    end = drain(forced.stream(request))
+    if end.text != STOP_TEXT or end.stop_word != "Observation:":
+        raise SystemExit(f"stop word not honoured: {end}")
+    return end.completion_tokens - stop_at
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model directory or hub id (default: a tiny Qwen2)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from llm.loader import load_model
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = args.model
+        if source is None:
+            from tests.tiny_models import build_tiny_qwen2
+
+            source = str(build_tiny_qwen2(Path(tmp) / "tiny"))
+        backend = load_model(source, device=args.device)
+        print(f"model: {backend.info.name} on {backend.info.device}, {args.threads} thread(s)")
+        service, raw, count = throughput(backend, args.tokens, args.rounds)
+        print(f"raw model.generate : {raw:8.1f} tok/s ({count} tokens, median of {args.rounds})")
+        print(f"service stream     : {service:8.1f} tok/s")
+        print(f"ratio service/raw  : {service / raw:.3f}   (target >= 0.97)")
+        for per_char in (True, False):
+            past = overshoot(backend, per_char)
+            how = "one token per character" if per_char else "natural tokenisation"
+            print(f"tokens past stop word ({how}): {past}   (target <= 1)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
