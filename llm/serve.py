@@ -390,7 +390,8 @@ def create_app(
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Any:
         if api_key and request.url.path.startswith("/v1/"):
-            if request.headers.get("authorization", "") != f"Bearer {api_key}":
+            given = request.headers.get("authorization", "")
+            if not secrets.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
                 return JSONResponse(error_body("Invalid or missing API key.", 401), 401)
         return await call_next(request)
 
