@@ -169,7 +169,7 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                     gr.Textbox(
                         placeholder=t("input_placeholder", lang0),
                         show_label=False,
-                        lines=2,
+                        lines=1,  # Enter sends only from a one-line box; it grows to max_lines
                         max_lines=8,
                         elem_id="qwen-input",
                         autofocus=True,
@@ -179,18 +179,30 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                 )
                 with gr.Row():
                     send = L(
-                        gr.Button(t("send", lang0), variant="primary", elem_id="send"),
+                        gr.Button(
+                            t("send", lang0), variant="primary", elem_id="send", min_width=80
+                        ),
                         "send",
                         "value",
                     )
                     stop = L(
-                        gr.Button(t("stop", lang0), variant="stop", elem_id="stop"), "stop", "value"
+                        gr.Button(t("stop", lang0), variant="stop", elem_id="stop", min_width=80),
+                        "stop",
+                        "value",
                     )
                     regen = L(
-                        gr.Button(t("regenerate", lang0), elem_id="regen"), "regenerate", "value"
+                        gr.Button(t("regenerate", lang0), elem_id="regen", min_width=80),
+                        "regenerate",
+                        "value",
                     )
-                    undo = L(gr.Button(t("undo", lang0), elem_id="undo"), "undo", "value")
-                    clear = L(gr.Button(t("clear", lang0), elem_id="clear"), "clear", "value")
+                    undo = L(
+                        gr.Button(t("undo", lang0), elem_id="undo", min_width=80), "undo", "value"
+                    )
+                    clear = L(
+                        gr.Button(t("clear", lang0), elem_id="clear", min_width=80),
+                        "clear",
+                        "value",
+                    )
                 with L(gr.Accordion(t("export_panel", lang0), open=False), "export_panel"):
                     export_btn = L(
                         gr.Button(t("export", lang0), elem_id="export"), "export", "value"
@@ -401,13 +413,10 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
             api_name="regenerate",
             **gen_opts,
         )
-        stop.click(
-            handlers.after_stop,
-            [session],
-            [chatbot, trace],
-            cancels=[ev_submit, ev_send, ev_regen],
-            api_name="stop",
-            **light,
+        # Cancel first (the handler's finally: sets the cancel Event), then redraw once the
+        # agent has recorded its Stopped event; a handler on the click itself delays the cancel.
+        stop.click(None, None, None, cancels=[ev_submit, ev_send, ev_regen]).then(
+            handlers.after_stop, [session], [chatbot, trace], api_name="stop", **light
         )
         undo.click(handlers.undo, [textbox, session], [textbox, chatbot, trace, session], **light)
         clear.click(handlers.clear, [session], [chatbot, trace, session, export_files], **light)
