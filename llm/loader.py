@@ -60,6 +60,7 @@ class LoadPlan:
     gguf_file: Path | None = None
     cpu_int8: bool = False
     estimate_gb: float | None = None
+    gptq: bool = False  # GPTQ-quantised weights (also Qwen v1 Int4): loaded in fp16
 
 
 def _report(progress: Progress | None, fraction: float | None, message: str) -> None:
@@ -284,7 +285,7 @@ def plan_load(
         name += " + int8"
     return LoadPlan(
         source, fmt, family, target, name, spec=spec, path=path, hub_id=hub_id,
-        cpu_int8=int8, estimate_gb=estimate,
+        cpu_int8=int8, estimate_gb=estimate, gptq=gptq,
     )  # fmt: skip
 
 
@@ -364,7 +365,7 @@ def _load_dir(plan: LoadPlan, path: Path, progress: Progress | None):
 
     from llm.local import TransformersBackend
 
-    dtype = choose_dtype(plan.device, plan.fmt)
+    dtype = choose_dtype(plan.device, "gptq" if plan.gptq else plan.fmt)
     device_map = "auto" if plan.device.startswith("cuda") else "cpu"
     dtype_name = str(dtype).removeprefix("torch.")
     _report(progress, 0.3, f"Loading {plan.name} ({dtype_name}, {plan.device})…")

@@ -114,7 +114,12 @@ class ModelManager:
         freed = old_info.memory_gb if old_info is not None else 0.0
         if progress is not None:
             progress(0.0, f"Checking {source}…")
-        plan = plan_source(source, device=self.device, extra_free_gb=freed, **options)
+        try:
+            plan = plan_source(source, device=self.device, extra_free_gb=freed, **options)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # an unexpected pre-flight failure: still keep the old model
+            raise ModelLoadError(f"cannot load {source}: {type(exc).__name__}: {exc}") from exc
         prev_source, prev_options = self._source, self._options
         if old_info is not None and progress is not None:
             progress(0.05, f"Unloading {old_info.name}…")
