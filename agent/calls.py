@@ -47,10 +47,12 @@ def run_call(
     raw_text: str,
     repair: bool,
     parse_error: str | None = None,
+    repaired: bool = False,
 ) -> Generator[ev.AgentEvent, None, CallOutcome]:
     """raw: Action Input text or the decoded native arguments; raw_text: as the model wrote it.
 
     parse_error: the call itself could not be read (a broken <tool_call> block).
+    repaired: the call was already repaired while parsing (e.g. written without tags).
     """
     try:
         if parse_error:
@@ -68,7 +70,8 @@ def run_call(
             message,
             invalid=str(e),
         )
-    yield ev.ToolCall(step, call_id, name, resolved.arguments, raw_text, resolved.repaired)
+    flagged = repaired or resolved.repaired
+    yield ev.ToolCall(step, call_id, name, resolved.arguments, raw_text, flagged)
     result = tools.call(name, resolved.arguments)
     yield ev.Observation(step, call_id, name, result.text, result.seconds, ok=result.ok)
     return CallOutcome(

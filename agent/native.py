@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from agent import events as ev
 from agent.calls import CallOutcome, run_call
 from agent.history import assistant_tool_calls, new_call_id
 from agent.parser import strip_fences
-from agent.repair import first_json_block
+from agent.repair import first_json_block, first_json_span
 from agent.settings import AgentSettings
 from agent.steps import FinalOutput, RunAgain, StepGenerator
 from llm.types import GenerationRequest, Message
@@ -39,6 +39,7 @@ class NativeCall:
     arguments: Any  # decoded arguments, or a string the repair step may still read
     raw: str  # the block as the model wrote it
     error: str | None = None  # the block could not be read
+    untagged: bool = False  # a bare JSON call without <tool_call> tags (a repair)
 
 
 @dataclass(frozen=True)
@@ -83,13 +84,61 @@ def parse_call(block: str) -> NativeCall:
     return NativeCall(data["name"].strip(), args, body)
 
 
-def parse_native(text: str) -> NativeReply:
+_FENCED = re.compile(r"```[\w-]*[ \t]*\n?(.*?)```", re.DOTALL)
+
+
+def _untagged_calls(text: str, tool_names: Collection[str]) -> NativeReply | None:
+    """Calls written as bare or fenced JSON, no tags: small models do this (Qwen2.5-0.5B).
+
+    Only JSON shaped like a call to an enabled tool counts, so an answer showing JSON stays
+    an answer.
+    """
+    spans = [(m.start(), m.end(), m.group(1)) for m in _FENCED.finditer(text)]
+    if not spans and (bare := first_json_span(text)) is not None:
+        spans = [(bare[0], bare[1], text[bare[0] : bare[1]])]
+    calls: list[NativeCall] = []
+    outside, pos = [], 0
+    for start, end, body in spans:
+        try:
+            value = _decode(body.strip())
+        except ValueError:
+            continue
+        items = value if isinstance(value, list) else [value]
+        found = [
+            parse_call(json.dumps(v, ensure_ascii=False)) for v in items if _looks_like_call(v)
+        ]
+        if not found or len(found) != len(items) or any(c.name not in tool_names for c in found):
+            continue
+        calls.extend(NativeCall(c.name, c.arguments, body.strip(), untagged=True) for c in found)
+        outside.append(text[pos:start])
+        pos = end
+    if not calls:
+        return None
+    outside.append(text[pos:])
+    return NativeReply("".join(outside).strip(), tuple(calls))
+
+
+def _looks_like_call(value: Any) -> bool:
+    if isinstance(value, dict) and isinstance(value.get("function"), dict):
+        value = value["function"]
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("name"), str)
+        and ("arguments" in value or "parameters" in value)
+    )
+
+
+def parse_native(text: str, tool_names: Collection[str] = ()) -> NativeReply:
+    """tool_names: enabled tools; given, untagged JSON calls to them are read too (a repair)."""
     discarded = ""
     cut = text.find(RESPONSE_TAG)
     if cut >= 0:
         text, discarded = text[:cut], text[cut:].strip()
     blocks = list(_BLOCK.finditer(text))
     if not blocks:
+        untagged = _untagged_calls(text, tool_names) if tool_names else None
+        if untagged is not None:
+            return NativeReply(untagged.content, untagged.calls, discarded)
         return NativeReply(text.strip(), (), discarded)
     outside = text[: blocks[0].start()] + text[blocks[-1].end() :]
     return NativeReply(outside.strip(), tuple(parse_call(b.group(1)) for b in blocks), discarded)
@@ -119,7 +168,8 @@ class NativeFormat:
     def step(self, text: str, step: int, turn: list[Message]) -> StepGenerator:
         if not len(self.tools):  # plain chat
             return FinalOutput(text.strip())
-        reply = parse_native(text)
+        repair = self.settings.repair_arguments
+        reply = parse_native(text, self.tools.names() if repair else ())
         if reply.discarded:
             yield ev.DiscardedObservation(step, reply.discarded)
         if not reply.calls:
@@ -135,8 +185,9 @@ class NativeFormat:
                 name=call.name,
                 raw=call.arguments,
                 raw_text=call.raw,
-                repair=self.settings.repair_arguments,
+                repair=repair,
                 parse_error=call.error,
+                repaired=call.untagged,
             )
             outcomes.append(outcome)
         turn.append(assistant_tool_calls(reply.content, [o.call for o in outcomes]))
@@ -144,4 +195,4 @@ class NativeFormat:
         return RunAgain(next((o.invalid for o in outcomes if o.invalid), None))
 
     def visible(self, text: str) -> str:
-        return parse_native(text).content if len(self.tools) else text.strip()
+        return parse_native(text, self.tools.names()).content if len(self.tools) else text.strip()

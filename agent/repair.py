@@ -95,6 +95,17 @@ def _decode(tool: Tool, raw: str, repair: bool) -> tuple[Any, bool]:
 
 def first_json_block(text: str) -> Any | None:
     """The first balanced {...} or [...] that parses, ignoring text around it."""
+    span = first_json_span(text)
+    if span is None:
+        return None
+    try:
+        return json5.loads(text[span[0] : span[1]])
+    except ValueError:
+        return None
+
+
+def first_json_span(text: str) -> tuple[int, int] | None:
+    """(start, end) of the first balanced {...} or [...], strings and escapes respected."""
     start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
     if start < 0:
         return None
@@ -117,10 +128,7 @@ def first_json_block(text: str) -> Any | None:
         elif c == closer:
             depth -= 1
             if depth == 0:
-                try:
-                    return json5.loads(text[start : end + 1])
-                except ValueError:
-                    return None
+                return start, end + 1
     return None
 
 

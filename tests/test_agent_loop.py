@@ -407,3 +407,15 @@ def test_history_from_gradio_parts_and_system_messages_is_accepted():
         "",
         "q",
     ]
+
+
+def test_native_call_without_tags_from_a_small_model_is_repaired():
+    fenced = '```json\n{"name": "employee_db", "arguments": {"name": "张三"}}\n```'
+    backend, events = _turn([fenced, "张三的生日是10月。"], family="qwen2")
+    call = of_type(events, ev.ToolCall)[0]
+    assert (call.name, call.arguments, call.repaired) == ("employee_db", {"name": "张三"}, True)
+    assert _terminal(events).text == "张三的生日是10月。"
+    assert len(backend.requests) == 2
+
+    backend, events = _turn([fenced], family="qwen2", repair_arguments=False)
+    assert not of_type(events, ev.ToolCall) and _terminal(events).text == fenced

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import ArgumentError
 from agent.native import parse_native
@@ -14,6 +16,7 @@ from agent.parser import (
     strip_fences,
     strip_partial_stop,
 )
+from agent.repair import resolve_arguments
 
 A = ParsedAction
 F = ParsedFinal
@@ -293,3 +296,98 @@ def test_parse_native_splits_off_a_made_up_tool_response():
     )
     assert [c.name for c in reply.calls] == ["clock"]
     assert reply.discarded == "<tool_response>10:00"
+
+
+_PIECES = st.sampled_from(
+    [
+        "Thought:",
+        "Action:",
+        "Action Input:",
+        "Observation:",
+        "Final Answer:",
+        "\n",
+        " ",
+        "{",
+        "}",
+        "[",
+        "]",
+        '"',
+        "'",
+        "`",
+        "```",
+        ":",
+        "：",
+        "<tool_call>",
+        "</tool_call>",
+        "<tool_response>",
+        "calculator",
+        "name",
+        "张三",
+        "1+1",
+        "//",
+        ",",
+        "Observ",
+    ]
+)
+_MODEL_TEXT = st.lists(st.one_of(_PIECES, st.text(max_size=5)), max_size=25).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_MODEL_TEXT)
+def test_parsers_never_raise_on_any_model_text(text):
+    from tests.test_agent_support import make_registry
+
+    step = parse_react(text)
+    assert isinstance(step, ParsedAction | ParsedFinal)
+    reply = parse_native(text)
+    tools = make_registry()
+    for raw in [step.raw_arguments if isinstance(step, ParsedAction) else text, text]:
+        for tool in tools:
+            try:
+                resolve_arguments(tool, raw, repair=True)
+            except ArgumentError:
+                pass
+    for call in reply.calls:
+        assert isinstance(call.name, str)
+
+
+SMALL_MODEL_REPLY = (  # Qwen2.5-Coder-0.5B's actual reply to the seed question, native format
+    '```json\n{\n  "name": "employee_db",\n  "arguments": {\n    "name": "张三"\n  }\n}\n```'
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "names", "calls", "content"),
+    [
+        (SMALL_MODEL_REPLY, ["employee_db"], [("employee_db", {"name": "张三"})], ""),
+        (
+            'Let me check.\n{"name": "calculator", "arguments": {"expression": "1+1"}}',
+            ["calculator"],
+            [("calculator", {"expression": "1+1"})],
+            "Let me check.",
+        ),
+        (
+            '{"name": "calculator", "arguments": {"expression": "1+1"}}',
+            ["calculator"],
+            [("calculator", {"expression": "1+1"})],
+            "",
+        ),
+        (
+            'Two:\n```json\n[{"name": "clock", "arguments": {}}, '
+            '{"name": "calculator", "parameters": {"expression": "2"}}]\n```',
+            ["clock", "calculator"],
+            [("clock", {}), ("calculator", {"expression": "2"})],
+            "Two:",
+        ),
+        (SMALL_MODEL_REPLY, ["calculator"], [], SMALL_MODEL_REPLY),  # not an enabled tool
+        (SMALL_MODEL_REPLY, [], [], SMALL_MODEL_REPLY),  # repair off
+        ('```json\n{"name": "张三", "age": 30}\n```', ["employee_db"], [], None),  # data, no call
+    ],
+)
+def test_untagged_native_calls_are_read_only_when_they_call_an_enabled_tool(
+    text, names, calls, content
+):
+    reply = parse_native(text, names)
+    assert [(c.name, c.arguments) for c in reply.calls] == calls
+    assert all(c.untagged for c in reply.calls)
+    assert reply.content == (text.strip() if content is None else content)
