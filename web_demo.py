@@ -214,8 +214,10 @@ def build_models(args: argparse.Namespace) -> Any:
     return models
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, block: bool = True) -> Any:
+    """Launch the app; block=False returns the running Blocks (tests close it)."""
     args = parse_args(argv)
+
     from ui.app import CSS, AppConfig, build_demo
     from ui.i18n import t
 
@@ -228,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prompt_format=args.format,
         concurrency=args.concurrency,
         default_source=models.state.loading if args.backend == "transformers" else None,
+        notices=plugin_errors,
     )
     demo = build_demo(models, tools, config)
     _, local_url, share_url = demo.launch(
@@ -238,9 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_error=True,
         css=CSS,
         prevent_thread_lock=True,
+        quiet=not block,
     )
     if args.share and not share_url:
         print(t("share_failed", args.lang, url=local_url), file=sys.stderr)
+    if not block:
+        return demo
     demo.block_thread()
     return 0
 

@@ -46,7 +46,7 @@ class AppConfig:
     registry: list[Any] | None = None  # llm.registry ModelSpecs for the size / precision pickers
     agent_run: AgentRun | None = None  # defaults to agent.loop.run
     preview_prompt: PromptPreview | None = None  # defaults to agent.loop.preview_prompt
-    extra: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # startup problems (skipped plugins)
 
 
 def _agent_fns(config: AppConfig) -> tuple[AgentRun, PromptPreview]:
@@ -308,9 +308,11 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                 with L(gr.Accordion(t("tools_panel", lang0), open=True), "tools_panel"):
                     tools_hint = L(
                         gr.Markdown(t("tools_hint", lang0) if len(tools) else t("no_tools", lang0)),
-                        "tools_hint",
+                        "tools_hint" if len(tools) else "no_tools",
                         "value",
                     )
+                    if config.notices:
+                        gr.Markdown("\n".join(f"- ⚠️ {n}" for n in config.notices))
                     tool_boxes = [
                         gr.Checkbox(
                             value=True,
