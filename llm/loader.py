@@ -6,7 +6,7 @@ package present, GPU present for GPU-only formats, memory estimate) and load_pla
 heavy part. Every failure is a ModelLoadError with a message a user can act on.
 
 dtype: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU (bf16 on CPU is very
-slow); GPTQ always fp16. device_map="auto" on a GPU.
+slow); GPTQ fp16 on a GPU and fp32 on CPU, pinned to one device. device_map="auto" on a GPU.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def choose_dtype(device: str, fmt: str = "hf") -> Any:
     """bf16 where the GPU supports it, fp16 on older GPUs and for GPTQ, fp32 on CPU."""
     import torch
 
-    if fmt == "gptq":
-        return torch.float16
+    if fmt == "gptq":  # GPTQ kernels are fp16 on a GPU; on CPU fp32 is as fast and safer
+        return torch.float16 if device.startswith("cuda") else torch.float32
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
@@ -366,7 +366,15 @@ def _load_dir(plan: LoadPlan, path: Path, progress: Progress | None):
     from llm.local import TransformersBackend
 
     dtype = choose_dtype(plan.device, "gptq" if plan.gptq else plan.fmt)
-    device_map = "auto" if plan.device.startswith("cuda") else "cpu"
+    device_map: Any = "auto" if plan.device.startswith("cuda") else "cpu"
+    if plan.gptq:  # pinned to one device: accelerate's "auto" could offload Int4 layers to disk
+        try:
+            from llm.gptq import gptq_load_kwargs
+
+            kwargs = gptq_load_kwargs(plan.device, dtype)
+            dtype, device_map = kwargs["dtype"], kwargs["device_map"]
+        except ImportError:
+            device_map = "cuda:0" if plan.device.startswith("cuda") else "cpu"
     dtype_name = str(dtype).removeprefix("torch.")
     _report(progress, 0.3, f"Loading {plan.name} ({dtype_name}, {plan.device})…")
     tokenizer = AutoTokenizer.from_pretrained(path)

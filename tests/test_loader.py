@@ -32,7 +32,8 @@ def test_loads_local_dir(tiny_model_dir):
 
 def test_dtype_rules():
     assert choose_dtype("cpu") == torch.float32
-    assert choose_dtype("cpu", "gptq") == torch.float16
+    assert choose_dtype("cpu", "gptq") == torch.float32
+    assert choose_dtype("cuda", "gptq") == torch.float16
     if torch.cuda.is_available():
         want = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         assert choose_dtype("cuda") == want
