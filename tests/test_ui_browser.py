@@ -8,11 +8,12 @@ The app runs in-process with the real ModelManager; each test loads the model it
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.ui_helpers import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -31,12 +32,6 @@ TOOL_SCRIPT = [
     'Action Input: {"expression": "3*7"}\nObservation: 42',
     "Thought: I now know the final answer\nFinal Answer: 3*7 = 21",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _calculator():
@@ -88,7 +83,7 @@ def app(tmp_path_factory):
     demo = build_demo(models, tools, AppConfig(lang="en", stop_grace_s=5.0))
     _, url, _ = demo.launch(
         server_name="127.0.0.1",
-        server_port=_free_port(),
+        server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
         show_error=True,

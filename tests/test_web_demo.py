@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import pytest
 
 import web_demo
 from tests.conftest import ROOT
+from tests.ui_helpers import free_port
 
 
 def test_defaults():
@@ -112,19 +112,13 @@ def test_help_is_fast_and_imports_nothing_heavy():
     assert time.perf_counter() - start < 20  # generous: 2 shared cores
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_launch_with_share_offline_reports_and_serves_locally(tmp_path, capsys):
     """A share link cannot be made offline: the app says so and the local URL still works."""
     from gradio_client import Client
 
     script = tmp_path / "demo.json"
     script.write_text(json.dumps(["Final Answer: hello from the entry point"]))
-    port = _free_port()
+    port = free_port()
     argv = ["--model", f"scripted:{script}", "--port", str(port), "--share", "--lang", "en"]
     demo = web_demo.main(argv, block=False)
     try:

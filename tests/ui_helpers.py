@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from agent.events import (
     DiscardedObservation,
     FinalAnswer,
@@ -48,3 +50,9 @@ def tool_turn_events() -> list:
         Thought(2, "I now know the final answer"),
         FinalAnswer("3*7 = 21", 2, TOOL_TURN_MESSAGES),
     ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

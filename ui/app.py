@@ -528,8 +528,8 @@ class _Handlers:
             agent_settings = make_settings(*settings)
             self.models.require_backend(sess.lang)
         except (SettingsError, NotReadyError) as e:
-            gr.Warning(str(e))  # the input stays in the box
-            yield (gr.update(), *self._views(sess), sess)
+            gr.Warning(str(e))
+            yield (text, *self._views(sess), sess)  # the input stays in the box
             return
         yield from self._run_turn(sess, query, flags, agent_settings)
 
