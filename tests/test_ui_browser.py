@@ -270,3 +270,47 @@ def test_chinese_ui_and_send_without_model_keeps_input(app, browser, artifacts_d
     assert page.locator("#qwen-input textarea").input_value() == "你好，今天几号？"
     page.screenshot(path=str(artifacts_dir / "ui_chinese.png"))
     page.close()
+
+
+def test_builtin_tools_in_chinese(browser, tmp_path, artifacts_dir):
+    """The real built-in registry, a Chinese UI and a Chinese tool turn end to end."""
+    from llm.manager import ModelManager
+    from tools.builtin import default_registry
+    from ui.app import CSS, AppConfig, build_demo
+    from ui.models import LocalModels
+
+    script = tmp_path / "zh.json"
+    completions = [
+        "Thought: 需要查询员工数据库。\nAction: employee_db\n"
+        'Action Input: {"name": "张三"}\nObservation:',
+        "Thought: I now know the final answer\nFinal Answer: 张三的职位见上方查询结果。",
+    ]
+    script.write_text(json.dumps({"completions": completions, "delay": 0.01}), encoding="utf-8")
+    models = LocalModels(ModelManager(device="cpu"))
+    models.load(f"scripted:{script}")
+    tools = default_registry(language="zh", enable_python=False)
+    demo = build_demo(models, tools, AppConfig(lang="zh"))
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=True,
+        css=CSS,
+    )
+    try:
+        page = open_page(browser, url)
+        for tool in tools:
+            page.locator(f"#tool-{tool.name}").wait_for()
+        send(page, "张三是做什么的？")
+        page.get_by_text("张三的职位见上方查询结果").first.wait_for(timeout=20000)
+        trace = page.locator("#qwen-trace")
+        trace.get_by_text("第 1 步 · 🛠️ employee_db").click()
+        trace.get_by_text("观察结果：employee_db").click()
+        wait_for(lambda: "来自工具" in trace.inner_text())
+        observation = models.backend.requests[-1].messages[-1]["content"]
+        assert "张三" in observation  # the tool's real answer went back to the model
+        page.screenshot(path=str(artifacts_dir / "ui_chinese_tools.png"))
+        page.close()
+    finally:
+        demo.close()

@@ -317,7 +317,7 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                         gr.Checkbox(
                             value=True,
                             label=f"{tool.name_for_human} ({tool.name})",
-                            info=tool.description,
+                            info=tool.description.strip().split("\n\n")[0],
                             elem_id=f"tool-{tool.name}",
                         )
                         for tool in tools
