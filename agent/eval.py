@@ -30,16 +30,18 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentInputError
-from agent.eval_guard import PROMPT_VARIANTS, RejectedAnswer, guarded_run
+from agent.eval_guard import PROMPT_VARIANTS, PrefillBackend, RejectedAnswer, guarded_run
 from agent.events import (
     AgentFailed,
     FinalAnswer,
     Observation,
     StepError,
     StepLimitReached,
+    StepStarted,
     Stopped,
     ToolCall,
 )
+from agent.events import TextDelta as AgentTextDelta
 from agent.metrics import arguments_rouge_l, arguments_text, rouge_l
 from agent.settings import AgentSettings
 
@@ -154,6 +156,7 @@ class CaseResult:
     rejected_answers: int
     answer: str = ""
     error: str = ""
+    transcript: str = ""  # the model's raw text, steps separated by "\n--- step N ---\n"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,8 +230,13 @@ def score_events(
     step_errors = repaired = rejected = 0
     steps_before = 0  # steps spent on answers the guard rejected
     terminal: Any = None
+    texts: list[tuple[int, list[str]]] = []  # per model call, in order (re-asks restart at 1)
     for ev in events:
-        if isinstance(ev, ToolCall):
+        if isinstance(ev, StepStarted):
+            texts.append((ev.step, []))
+        elif isinstance(ev, AgentTextDelta) and texts:
+            texts[-1][1].append(ev.text)
+        elif isinstance(ev, ToolCall):
             calls.append(ev)
             repaired += ev.repaired
         elif isinstance(ev, Observation) and ev.source == "agent" and not ev.ok:
@@ -272,6 +280,7 @@ def score_events(
         answer=terminal.text if isinstance(terminal, FinalAnswer) else "",
         error=error
         or (terminal.message if isinstance(terminal, AgentFailed | StepLimitReached) else ""),
+        transcript="\n".join(f"--- step {n} ---\n{''.join(t)}" for n, t in texts),
     )
 
 
@@ -332,6 +341,7 @@ class EvalSetting:
     settings: AgentSettings
     reject_unverified: bool = False
     switches: dict[str, str] = field(default_factory=dict)
+    prefill: bool = False  # start the first ReAct step with "Thought:" (PrefillBackend)
 
 
 # Short switch names -> AgentSettings fields (any other boolean/int field works by its name).
@@ -388,7 +398,7 @@ def build_settings(
     names = [n for n, _ in switches]
     out: list[EvalSetting] = []
     for combo in itertools.product(*[vals for _, vals in switches]):
-        settings, reject, chosen = base, False, {}
+        settings, reject, prefill, chosen = base, False, False, {}
         for name, raw in zip(names, combo, strict=True):
             chosen[name] = raw
             if name == "reject":
@@ -399,6 +409,7 @@ def build_settings(
                     settings, repair_arguments=reject, retry_invalid=reject
                 )
             elif name == "prompt":
+                prefill = raw == "prefill"
                 text = PROMPT_VARIANTS[raw]
                 if text is not None:
                     settings = dataclasses.replace(settings, system_prompt=text)
@@ -406,7 +417,7 @@ def build_settings(
                 fname = SWITCH_ALIASES.get(name, name)
                 settings = dataclasses.replace(settings, **{fname: _value(types[fname], raw, name)})
         label = " ".join(f"{k}={v}" for k, v in chosen.items()) or "default"
-        out.append(EvalSetting(label, settings, reject, chosen))
+        out.append(EvalSetting(label, settings, reject, chosen, prefill))
     return out
 
 
@@ -430,6 +441,8 @@ def run_case(
     run = run or _default_run()
     if setting.reject_unverified:
         run = guarded_run(run)
+    if setting.prefill:
+        backend = PrefillBackend(backend)
     tools = registry.subset(case.tools) if case.tools is not None else registry
     missing = [t for t in (case.tools or ()) if t not in registry]
     wanted = registry.get(case.expected_tool) if case.expected_tool else None
@@ -533,6 +546,7 @@ def report_json(
                     "repair_arguments": setting.settings.repair_arguments,
                     "retry_invalid": setting.settings.retry_invalid,
                     "reject_unverified": setting.reject_unverified,
+                    "prefill": setting.prefill,
                     "max_steps": setting.settings.max_steps,
                     "generation": dataclasses.asdict(setting.settings.generation),
                 },

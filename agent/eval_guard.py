@@ -10,6 +10,7 @@ guard can run in the app.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.events import AgentEvent, FinalAnswer, ToolCall
-from llm.types import Message
+from llm.types import GenerationEnd, GenerationRequest, LLMEvent, Message, TextDelta
 
 RunFn = Callable[..., Iterator[AgentEvent]]
 
@@ -50,9 +51,11 @@ NUDGE = {
     "zh": "你的回答没有经过工具验证。请使用 {tool} 工具来回答这个问题：{query}",
 }
 
-# Prompt variants for AgentSettings.system_prompt ("default" keeps the settings' own).
+# Prompt variants for AgentSettings.system_prompt ("default" keeps the settings' own;
+# "prefill" keeps it too and starts the first ReAct step with "Thought:", see PrefillBackend).
 PROMPT_VARIANTS: dict[str, str | None] = {
     "default": None,
+    "prefill": None,
     "tool-first": (
         "You are a helpful assistant. You cannot know facts about employees, the current "
         "time or exact arithmetic results without a tool: whenever one of your tools can "
@@ -113,3 +116,48 @@ def guarded_run(run: RunFn) -> RunFn:
             yield event
 
     return run_guarded
+
+
+@dataclass
+class PrefillBackend:
+    """Starts the first ReAct step with "Thought:" written for the model.
+
+    Small models asked for ReAct often answer in plain prose, which the parser must take as
+    the final answer. Writing the first word of the format for them (the loop already ends
+    later steps' prompts with "Thought:") keeps them in the format. The prefix is streamed
+    back as if the model wrote it, so the parser sees a complete step. Only the first step of
+    a ReAct turn with tools is touched (no tools schema, "Observation:" among the stops).
+    """
+
+    inner: Any
+    prefix: str = "Thought:"
+
+    def __post_init__(self) -> None:
+        self.info = self.inner.info
+
+    def _applies(self, request: GenerationRequest) -> bool:
+        return (
+            not request.continue_final
+            and request.tools is None
+            and any(s.startswith("Observation") for s in request.stop)
+        )
+
+    def _prefilled(self, request: GenerationRequest) -> GenerationRequest:
+        messages = [*request.messages, {"role": "assistant", "content": self.prefix}]
+        return dataclasses.replace(request, messages=messages, continue_final=True)
+
+    def render(self, request: GenerationRequest) -> str:
+        return self.inner.render(self._prefilled(request) if self._applies(request) else request)
+
+    def stream(self, request: GenerationRequest) -> Iterator[LLMEvent]:
+        if not self._applies(request):
+            yield from self.inner.stream(request)
+            return
+        yield TextDelta(self.prefix)
+        for event in self.inner.stream(self._prefilled(request)):
+            if isinstance(event, GenerationEnd):
+                event = dataclasses.replace(event, text=self.prefix + event.text)
+            yield event
+
+    def close(self) -> None:
+        self.inner.close()

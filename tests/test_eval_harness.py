@@ -12,9 +12,11 @@ import pytest
 from agent.eval import (
     Case,
     EvalSetting,
+    build_settings,
     evaluate,
     format_table,
     main,
+    parse_switches,
     report_json,
     score_events,
     summarise,
@@ -274,3 +276,23 @@ def test_native_format_scores_the_same_way() -> None:
     assert summary.false_positive_rate == pytest.approx(1 / 2)
     assert summary.final_answer_rate == 1.0
     assert [r.answer for r in results] == ["软件工程师", "3293", "Hi!", "Shakespeare"]
+
+
+def test_prefill_variant_starts_the_first_react_step_with_thought() -> None:
+    """prompt=prefill: the first ReAct step is continued from "Thought:", later ones are not."""
+    script = [
+        ' I need the calculator.\nAction: calculator\nAction Input: {"expression": "37*89"}',
+        final("3293"),
+    ]
+    case = Case("calc", "What is 37 times 89?", "calculator", {"expression": "37*89"})
+    (setting,) = build_settings(settings(), parse_switches(["prompt=prefill"]))
+    backend = ScriptedBackend(script)
+    (r,) = evaluate(backend, registry(), [case], setting)
+    first, second = backend.requests
+    assert first.continue_final and first.messages[-1] == {
+        "role": "assistant",
+        "content": "Thought:",
+    }
+    assert second.messages[-1]["content"].startswith("Thought: I need the calculator.")
+    assert r.transcript.startswith("--- step 1 ---\nThought: I need the calculator.")
+    assert r.tool_correct and r.arguments_rouge_l == 1.0 and r.answer == "3293"
