@@ -14,9 +14,9 @@ from typing import Any
 from agent import events as ev
 from agent.errors import ToolCallError, UnknownToolError
 from agent.history import tool_call_entry, tool_message
-from agent.repair import resolve_arguments
+from agent.repair import resolve_arguments, resolve_tool_name
 from llm.types import Message
-from tools.registry import ToolRegistry
+from tools.registry import Tool, ToolRegistry
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,18 @@ class CallOutcome:
     invalid: str | None = None  # why the call could not run (unknown tool, bad arguments)
 
 
-def _lookup(tools: ToolRegistry, name: str):
+def _lookup(tools: ToolRegistry, name: str, repair: bool) -> tuple[Tool, bool]:
+    """The tool named, and whether the name had to be repaired to find it."""
     tool = tools.get(name)
-    if tool is None:
-        available = ", ".join(tools.names())
-        if not name:
-            raise UnknownToolError(f"no tool was named. Use one of [{available}]")
-        raise UnknownToolError(f"unknown tool {name!r}. Use one of [{available}]")
-    return tool
+    if tool is not None:
+        return tool, False
+    fixed = resolve_tool_name(name, tools) if repair and name else None
+    if fixed is not None:
+        return tools.get(fixed), True  # type: ignore[return-value]
+    available = ", ".join(tools.names())
+    if not name:
+        raise UnknownToolError(f"no tool was named. Use one of [{available}]")
+    raise UnknownToolError(f"unknown tool {name!r}. Use one of [{available}]")
 
 
 def run_call(
@@ -57,7 +61,8 @@ def run_call(
     try:
         if parse_error:
             raise ToolCallError(parse_error)
-        tool = _lookup(tools, name)
+        tool, renamed = _lookup(tools, name, repair)
+        name, repaired = tool.name, repaired or renamed
         resolved = resolve_arguments(tool, raw, repair=repair)
     except ToolCallError as e:
         message = f"Error: {e}"

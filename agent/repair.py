@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,30 @@ def example_arguments(tool: Tool) -> str:
     names = tool.parameters.get("required") or list(props)
     example = {n: _EXAMPLE_VALUES.get(props[n].get("type"), "...") for n in names}
     return json.dumps(example, ensure_ascii=False)
+
+
+def resolve_tool_name(name: str, tools: Iterable[Tool]) -> str | None:
+    """The enabled tool a garbled Action line means, if exactly one fits.
+
+    Small models write "Calculator", "Employee Database" or a sentence such as "The
+    calculator API can be used to ..." where the tool's name belongs.
+    """
+    tools = list(tools)
+    wanted = _norm(name)
+    for t in tools:
+        if wanted in (_norm(t.name), _norm(t.name_for_human)):
+            return t.name
+    mentioned = {
+        t.name
+        for t in tools
+        for label in (t.name, t.name_for_human)
+        if re.search(rf"(?<![\w]){re.escape(label)}(?![\w])", name, re.IGNORECASE)
+    }
+    return mentioned.pop() if len(mentioned) == 1 else None
+
+
+def _norm(label: str) -> str:
+    return re.sub(r"[\s_-]+", "_", label.strip().lower())
 
 
 def resolve_arguments(tool: Tool, raw: Any, *, repair: bool = True) -> ResolvedArguments:

@@ -419,3 +419,19 @@ def test_native_call_without_tags_from_a_small_model_is_repaired():
 
     backend, events = _turn([fenced], family="qwen2", repair_arguments=False)
     assert not of_type(events, ev.ToolCall) and _terminal(events).text == fenced
+
+
+def test_a_garbled_action_name_is_repaired_when_one_tool_fits():
+    script = [
+        "Thought: t\nAction: The Calculator API can compute it\n"
+        'Action Input: {"expression": "2*3"}',
+        "Final Answer: 6",
+    ]
+    _, events = _turn(script)
+    call = of_type(events, ev.ToolCall)[0]
+    assert (call.name, call.repaired) == ("calculator", True)
+    assert of_type(events, ev.Observation)[0].text == "6"
+    assert _terminal(events).messages[1]["tool_calls"][0]["function"]["name"] == "calculator"
+
+    _, events = _turn(script, repair_arguments=False)
+    assert "unknown tool" in of_type(events, ev.Observation)[0].text

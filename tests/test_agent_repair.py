@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.errors import ArgumentError
-from agent.repair import example_arguments, resolve_arguments
+from agent.repair import example_arguments, resolve_arguments, resolve_tool_name
 from tests.test_agent_support import make_registry
 
 REG = make_registry("clock")
@@ -114,3 +114,19 @@ def test_repair_switched_off_reports_instead(tool, raw):
 def test_example_arguments_follow_the_schema():
     assert example_arguments(EMP) == '{"name": "..."}'
     assert example_arguments(CLOCK) == "{}"
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("Calculator", "calculator"),
+        ("Employee Database", "employee_db"),
+        ("employee-db", "employee_db"),
+        ("The calculator API can be used to calculate the difference", "calculator"),  # 0.5B
+        ("use employee_db then calculator", None),  # two tools: ambiguous
+        ("web_search", None),
+        ("calculators", None),  # a different word
+    ],
+)
+def test_resolve_tool_name(written, meant):
+    assert resolve_tool_name(written, REG) == meant
