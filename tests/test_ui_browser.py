@@ -200,7 +200,8 @@ def test_tool_toggle_changes_the_prompt_view(app, browser, artifacts_dir):
 
 def test_two_sessions_stay_isolated(app, browser):
     url, _, _ = app
-    load_script(app, "two.json", ["Final Answer: reply-one", "Final Answer: reply-two"])
+    slow = "Final Answer: reply-one " + " ".join(f"x{i}" for i in range(60))
+    load_script(app, "two.json", [slow, "Final Answer: reply-two"], delay=0.05)
     ctx_a, ctx_b = browser.new_context(), browser.new_context()
     page_a = ctx_a.new_page()
     page_b = ctx_b.new_page()
@@ -208,9 +209,12 @@ def test_two_sessions_stay_isolated(app, browser):
         page.goto(url)
         page.locator("#qwen-input textarea").wait_for()
     send(page_a, "question from A")
-    page_a.get_by_text("reply-one").first.wait_for(timeout=10000)
+    wait_for(lambda: "reply-one" in chat_text(page_a))  # A is streaming
     send(page_b, "question from B")
-    page_b.get_by_text("reply-two").first.wait_for(timeout=10000)
+    # one local model: B waits in the queue and is shown its position
+    wait_for(lambda: "queue: 1/1" in page_b.locator("body").inner_text())
+    page_a.get_by_text("x59").first.wait_for(timeout=20000)
+    page_b.get_by_text("reply-two").first.wait_for(timeout=20000)
     a, b = chat_text(page_a), chat_text(page_b)
     assert "question from A" in a and "question from B" not in a and "reply-two" not in a
     assert "question from B" in b and "question from A" not in b and "reply-one" not in b

@@ -436,7 +436,7 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
             box.change(preview, preview_inputs, preview_out, **light)
         prompt_format.change(preview, preview_inputs, preview_out, **light)
 
-        def load(sz, prec, gen, src, lg, progress=gr.Progress()):  # noqa: B008, ANN001
+        def load(sz, prec, gen, src, lg, progress=gr.Progress()):  # noqa: B008
             return handlers.load(specs, sz, prec, gen, src, lg, progress)
 
         def pick_size(sz: str | None, prec: str | None):
@@ -632,7 +632,7 @@ class _Handlers:
 
     # model ------------------------------------------------------------------------------
 
-    def load(self, specs, size, precision, generation, custom, lang, progress) -> str:  # noqa: ANN001
+    def load(self, specs, size, precision, generation, custom, lang, progress) -> str:
         lang = normalize_lang(lang)
         try:
             source = _resolve_source(specs, size, precision, generation, custom or "")
