@@ -11,7 +11,7 @@ install:
 install-dev: install
 	$(PY) -m pip install -r requirements-dev.txt
 	@command -v chromium >/dev/null || (apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null)
 
 test: install-dev
 	$(PY) -m pytest
