@@ -422,7 +422,9 @@ def load_model(
 ):
     """plan_load + load_plan: a TransformersBackend for source, or ModelLoadError."""
     plan = plan_load(source, device=device, cpu_int8=bool(options.get("cpu_int8")))
-    return load_plan(plan, progress)
+    backend = load_plan(plan, progress)
+    backend.prefix_cache = bool(options.get("prefix_cache", True))
+    return backend
 
 
 __all__ = [

@@ -125,21 +125,26 @@ def _make_criteria(backend: TransformersBackend, words: Sequence[str], prompt_le
         def __init__(self) -> None:
             self.tail = ""
             self.hit = False
+            self._results: dict[bool, Any] = {}  # reused: generate() only reads them
 
         def __call__(self, input_ids, scores, **kwargs):
             done = any(e.is_set() for e in events)
             if not done and input_ids.shape[1] > prompt_len:
                 if ascii_only:
                     # Single-token pieces are exact for ASCII stop words and cost a dict lookup.
-                    text = self.tail + backend._piece(int(input_ids[0, -1]))
+                    text = self.tail + backend._piece(input_ids[0, -1].item())
                     self.tail = text[-(max_len - 1) :] if max_len > 1 else ""
                 else:
                     window = input_ids[0, max(prompt_len, input_ids.shape[1] - max_bytes - 1) :]
                     text = backend.tokenizer.decode(window.tolist(), skip_special_tokens=False)
                 if any(w in text for w in words):
                     self.hit = done = True
-            shape = (input_ids.shape[0],)
-            return torch.full(shape, done, dtype=torch.bool, device=input_ids.device)
+            result = self._results.get(done)
+            if result is None or result.shape[0] != input_ids.shape[0]:
+                shape = (input_ids.shape[0],)
+                result = torch.full(shape, done, dtype=torch.bool, device=input_ids.device)
+                self._results[done] = result
+            return result
 
     return _Stop()
 
@@ -148,8 +153,11 @@ class TransformersBackend:
     """A loaded transformers causal LM + tokenizer behind the ChatBackend protocol.
 
     logits_hook is for tests only (force a token sequence); production code leaves it None.
-    last_ids keeps the previous call's prompt + output ids, the starting point for KV-cache
-    prefix reuse (issue 8).
+
+    prefix_cache: keep the previous call's KV cache and reuse it for the longest common
+    prefix of the next prompt, so an agent step only prefills the new tokens (the tool's
+    Observation) instead of the whole conversation. GenerationEnd.cached_tokens says how many
+    prompt tokens were served from it. last_ids: the previous call's prompt + output ids.
     """
 
     def __init__(
@@ -159,12 +167,16 @@ class TransformersBackend:
         info: ModelInfo,
         *,
         logits_hook: LogitsHook | None = None,
+        prefix_cache: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
         self.logits_hook = logits_hook
+        self.prefix_cache = prefix_cache
         self.last_ids: list[int] = []
+        self._cache: Any = None  # KV cache covering exactly self._cache_ids
+        self._cache_ids: list[int] = []
         self._lock = threading.Lock()  # one generation at a time on this model
         self._pieces: dict[int, str] = {}
         self.eos_ids = self._eos_ids()
@@ -297,6 +309,9 @@ class TransformersBackend:
         )
         if self.logits_hook is not None:
             kwargs["logits_processor"] = self.logits_hook(request, prompt_ids)
+        cache, cached = self._take_cache(prompt_ids)
+        if cache is not None:
+            kwargs["past_key_values"] = cache
         seed = request.config.seed
 
         def work() -> None:
@@ -342,6 +357,8 @@ class TransformersBackend:
                     yield TextDelta(out)
             gen_ids = decoder.ids + counted
             self.last_ids = prompt_ids + gen_ids
+            if cache is not None and not errors:
+                self._keep_cache(cache, self.last_ids)
             reason, stop_word, error = self._reason(request, filt, criteria, gen_ids, errors)
             finished = True
             yield GenerationEnd(
@@ -350,6 +367,7 @@ class TransformersBackend:
                 stop_word=stop_word,
                 prompt_tokens=len(prompt_ids),
                 completion_tokens=len(gen_ids),
+                cached_tokens=cached,
                 seconds=time.perf_counter() - start,
                 error=error,
             )
@@ -387,4 +405,46 @@ class TransformersBackend:
             self.tokenizer = None
             self._pieces.clear()
             self.last_ids = []
+            self._cache, self._cache_ids = None, []
         gc.collect()
+
+    # ---- KV-cache prefix reuse --------------------------------------------------------
+
+    def _take_cache(self, prompt_ids: list[int]) -> tuple[Any, int]:
+        """(cache for this call, prompt tokens it already covers); (None, 0) when disabled.
+
+        The kept cache is cropped to the longest common prefix with prompt_ids, leaving at
+        least one prompt token to prefill (generate needs logits for the last one).
+        """
+        if not self.prefix_cache:
+            return None, 0
+        cache, ids = self._cache, self._cache_ids
+        self._cache, self._cache_ids = None, []  # in use; put back by _keep_cache
+        n = 0
+        if cache is not None:
+            limit = min(len(ids), len(prompt_ids) - 1)
+            while n < limit and ids[n] == prompt_ids[n]:
+                n += 1
+            try:
+                length = cache.get_seq_length()
+                if length != len(ids) or n == 0:
+                    cache, n = None, 0
+                elif length > n:
+                    cache.crop(n - length)  # negative: tokens to remove
+                if cache is not None and cache.get_seq_length() != n:
+                    cache, n = None, 0
+            except Exception:  # a cache type that cannot be cropped: start afresh
+                cache, n = None, 0
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+        return cache, n
+
+    def _keep_cache(self, cache: Any, ids: list[int]) -> None:
+        try:
+            length = cache.get_seq_length()
+        except Exception:
+            return
+        if 0 < length <= len(ids):
+            self._cache, self._cache_ids = cache, ids[:length]

@@ -84,7 +84,9 @@ def open_plan(plan: SourcePlan, progress: Progress | None = None) -> ChatBackend
         except Exception as exc:
             raise ModelLoadError(f"could not open openai:{plan.target}: {exc}") from exc
     assert plan.load is not None
-    return load_plan(plan.load, progress)
+    backend = load_plan(plan.load, progress)
+    backend.prefix_cache = bool(plan.options.get("prefix_cache", True))
+    return backend
 
 
 def open_backend(

@@ -309,3 +309,58 @@ def test_closed_backend_reports_error(tiny_model_dir):
     b.close()
     deltas, end = run(b, ask())
     assert end.reason == StopReason.ERROR and "unloaded" in end.error
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        GenerationConfig(max_new_tokens=24, temperature=0, repetition_penalty=1.0),
+        GenerationConfig(max_new_tokens=24, temperature=0),  # default repetition penalty
+        GenerationConfig(max_new_tokens=24, seed=3),
+    ],
+)
+def test_prefix_cache_reuse_matches_fresh_prefill(tiny_model_dir, config):
+    reused = load_model(str(tiny_model_dir), device="cpu")
+    fresh = TransformersBackend(reused.model, reused.tokenizer, reused.info, prefix_cache=False)
+    react = "Thought: I need the database\nAction: employee_db\nAction Input: {}\n"
+    turns = [
+        [{"role": "user", "content": "Who is Zhang San?"}],
+        [
+            {"role": "user", "content": "Who is Zhang San?"},
+            {"role": "assistant", "content": react + "Observation: engineer\nThought:"},
+        ],
+        [
+            {"role": "user", "content": "Who is Zhang San?"},
+            {"role": "assistant", "content": "He is an engineer."},
+            {"role": "user", "content": "And Li Si?"},
+        ],
+        [{"role": "user", "content": "Something else entirely"}],
+    ]
+    for i, messages in enumerate(turns):
+        cont = messages[-1]["role"] == "assistant"
+        a = run(reused, GenerationRequest(messages, continue_final=cont, config=config))[1]
+        b = run(fresh, GenerationRequest(messages, continue_final=cont, config=config))[1]
+        assert reused.last_ids == fresh.last_ids  # token for token
+        assert (a.text, a.reason, a.completion_tokens) == (b.text, b.reason, b.completion_tokens)
+        assert b.cached_tokens == 0
+        if i == 0:
+            assert a.cached_tokens == 0
+        else:  # at least the shared system prompt came from the cache
+            assert 0 < a.cached_tokens < a.prompt_tokens
+    # a new conversation shares only the template text before the first user content
+    head, is_content = reused.prompt_parts(GenerationRequest(turns[-1]))[0]
+    assert not is_content
+    assert a.cached_tokens == len(reused.tokenizer.encode(head, add_special_tokens=False))
+
+
+def test_prefix_cache_survives_cancel(tiny_model_dir):
+    reused = load_model(str(tiny_model_dir), device="cpu")
+    fresh = TransformersBackend(reused.model, reused.tokenizer, reused.info, prefix_cache=False)
+    request = ask(config=GenerationConfig(max_new_tokens=400, temperature=0))
+    stream = reused.stream(request)
+    next(stream)
+    stream.close()  # abandoned mid-way: its cache must not be reused half-written
+    follow = GenerationConfig(max_new_tokens=16, temperature=0)
+    a = run(reused, ask(config=follow))[1]
+    b = run(fresh, ask(config=follow))[1]
+    assert a.text == b.text and reused.last_ids == fresh.last_ids
