@@ -66,7 +66,7 @@ def run_call(
         resolved = resolve_arguments(tool, raw, repair=repair)
     except ToolCallError as e:
         message = f"Error: {e}"
-        yield ev.ToolCall(step, call_id, name, {}, raw_text)
+        yield ev.ToolCall(step, call_id, name, {}, raw_text, repaired)
         yield ev.StepError(step, message)
         yield ev.Observation(step, call_id, name, message, 0.0, ok=False, source="agent")
         return CallOutcome(
