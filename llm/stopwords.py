@@ -33,7 +33,7 @@ class StopWordFilter:
         if found is not None:
             self.stop_word = found
             self._pending = ""
-            return self._release(buf[:cut])
+            return self._release(self._strip_half_written(buf[:cut]))
         hold = self._partial_len(buf)
         self._pending = buf[len(buf) - hold :] if hold else ""
         return self._release(buf[: len(buf) - hold])
@@ -41,9 +41,15 @@ class StopWordFilter:
     def finish(self) -> str:
         """Generation ended: release a held-back tail unless it is a half-written stop word."""
         tail, self._pending = self._pending, ""
-        if not tail or self._is_half_written(tail):
-            return ""
-        return self._release(tail)
+        return self._release(self._strip_half_written(tail))
+
+    def _strip_half_written(self, text: str) -> str:
+        """Drop a half-written stop word at the end of text ("…Observ" before EOS or before
+        another stop word)."""
+        for k in range(self._partial_len(text), 0, -1):
+            if self._is_half_written(text[-k:]):
+                return text[:-k]
+        return text
 
     def _release(self, text: str) -> str:
         self.text += text

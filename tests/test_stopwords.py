@@ -30,6 +30,8 @@ def stream(pieces: list[str], stops=STOPS) -> tuple[list[str], StopWordFilter]:
         (["the answer is NO"], "the answer is NO", None),  # "O" alone is real text
         (["cut here Observ"], "cut here ", None),  # half-written stop word stripped
         (["x <|im"], "x ", None),
+        (["text Observ<|im_start|>user"], "text ", "<|im_start|>"),  # half word before a stop
+        (["answer NO<|im_end|>"], "answer NO", "<|im_end|>"),
         (["Observe the sky"], "Observe the sky", None),  # diverges from the stop word
         (["a", "Observation", ":\nb"], "a", "Observation:\n"),  # longer word on a tie
     ],
