@@ -288,6 +288,32 @@ def test_render_uses_chat_template_tools_and_continue(backend):
     assert backend.encode(request)[-1] != backend.tokenizer.convert_tokens_to_ids("<|im_end|>")
 
 
+def test_history_tool_call_arguments_render_as_json_objects(tiny_model_dir):
+    """Real Qwen2.5 templates apply `arguments | tojson`; history keeps arguments as JSON
+    strings (OpenAI style), which must not reach the model doubly encoded."""
+    b = load_model(str(tiny_model_dir), device="cpu")
+    b.tokenizer.chat_template = b.tokenizer.chat_template.replace(
+        "{%- if fn.arguments is string %}{{- fn.arguments }}{%- else %}"
+        "{{- fn.arguments | tojson }}{%- endif %}",
+        "{{- fn.arguments | tojson }}",
+    )
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "employee_db", "arguments": '{"name": "张三"}'},
+    }
+    request = GenerationRequest(
+        messages=[
+            {"role": "user", "content": "张三?"},
+            {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "name": "employee_db", "content": "{}"},
+        ]
+    )
+    text = b.render(request)
+    assert '{"name": "employee_db", "arguments": {"name": "张三"}}' in text
+    assert '\\"' not in text
+
+
 def test_render_without_chat_template_falls_back_to_chatml(tiny_model_dir):
     from llm.chatml import render_chatml
 
