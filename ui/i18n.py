@@ -30,8 +30,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "generation": {"zh": "模型代际", "en": "Generation"},
     "custom_source": {"zh": "或输入本地路径 / Hub ID", "en": "Or a local path / hub id"},
     "custom_placeholder": {
-        "zh": "例如 Qwen/Qwen-7B-Chat、/models/qwen 或 scripted:examples/demo.json",
-        "en": "e.g. Qwen/Qwen-7B-Chat, /models/qwen or scripted:examples/demo.json",
+        "zh": "例如 Qwen/Qwen-7B-Chat、/models/qwen 或 scripted:examples/scripted/seed_react.json",
+        "en": "e.g. Qwen/Qwen-7B-Chat, /models/qwen or scripted:examples/scripted/seed_react.json",
     },
     "load": {"zh": "加载模型", "en": "Load model"},
     "unload": {"zh": "卸载", "en": "Unload"},
