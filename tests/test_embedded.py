@@ -292,6 +292,15 @@ def test_missing_package_is_named(make_slices, cache):
     assert f"pip install --force-reinstall --no-deps {missing.package}==0.9.0" in message
 
 
+def test_unwritable_cache_is_reported(make_slices, tmp_path, monkeypatch):
+    spec, _ = make_slices(DATA)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("QWEN_DEMO_CACHE", str(blocker / "cache"))
+    with pytest.raises(EmbeddedModelError, match="QWEN_DEMO_CACHE at a writable directory"):
+        embedded.assemble_gguf(None, spec)
+
+
 def test_wrong_version_is_named(make_slices):
     spec, _ = make_slices(DATA, n=2)
     wanted = replace(spec.slices[0], version="1.0.0")
