@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import events as ev
+from agent.dedupe import CallKey, call_key, repeat_observation
 from agent.errors import ToolCallError, UnknownToolError
 from agent.history import tool_call_entry, tool_message
 from agent.repair import resolve_arguments, resolve_tool_name
@@ -25,6 +26,7 @@ class CallOutcome:
     result: Message  # the tool message
     observation: str
     invalid: str | None = None  # why the call could not run (unknown tool, bad arguments)
+    repeated: bool = False  # an identical call already ran this turn: not run again
 
 
 def _lookup(tools: ToolRegistry, name: str, repair: bool) -> tuple[Tool, bool]:
@@ -52,11 +54,14 @@ def run_call(
     repair: bool,
     parse_error: str | None = None,
     repaired: bool = False,
+    earlier: dict[CallKey, str] | None = None,
 ) -> Generator[ev.AgentEvent, None, CallOutcome]:
     """raw: Action Input text or the decoded native arguments; raw_text: as the model wrote it.
 
     parse_error: the call itself could not be read (a broken <tool_call> block).
     repaired: the call was already repaired while parsing (e.g. written without tags).
+    earlier: results of the turn's calls so far (dedupe on): an identical call is not run
+    again, and a new successful result is added.
     """
     try:
         if parse_error:
@@ -77,10 +82,14 @@ def run_call(
         )
     flagged = repaired or resolved.repaired
     yield ev.ToolCall(step, call_id, name, resolved.arguments, raw_text, flagged)
+    key = call_key(name, resolved.arguments)
+    entry = tool_call_entry(call_id, name, resolved.arguments)
+    if earlier is not None and key in earlier:
+        text = repeat_observation(name, earlier[key])
+        yield ev.Observation(step, call_id, name, text, 0.0, ok=True, source="agent")
+        return CallOutcome(entry, tool_message(call_id, name, text), text, repeated=True)
     result = tools.call(name, resolved.arguments)
     yield ev.Observation(step, call_id, name, result.text, result.seconds, ok=result.ok)
-    return CallOutcome(
-        tool_call_entry(call_id, name, resolved.arguments),
-        tool_message(call_id, name, result.text),
-        result.text,
-    )
+    if earlier is not None and result.ok:
+        earlier[key] = result.text
+    return CallOutcome(entry, tool_message(call_id, name, result.text), result.text)

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentInputError
-from agent.eval_guard import PROMPT_VARIANTS, PrefillBackend, RejectedAnswer, guarded_run
 from agent.events import (
     AgentFailed,
+    AnswerRejected,
     FinalAnswer,
     Observation,
     StepError,
@@ -228,9 +228,8 @@ def score_events(
     calls: list[ToolCall] = []
     invalid: set[str] = set()  # call ids the agent refused (unknown tool, unusable arguments)
     step_errors = repaired = rejected = 0
-    steps_before = 0  # steps spent on answers the guard rejected
     terminal: Any = None
-    texts: list[tuple[int, list[str]]] = []  # per model call, in order (re-asks restart at 1)
+    texts: list[tuple[int, list[str]]] = []  # per model call, in order
     for ev in events:
         if isinstance(ev, StepStarted):
             texts.append((ev.step, []))
@@ -243,9 +242,8 @@ def score_events(
             invalid.add(ev.call_id)
         elif isinstance(ev, StepError):
             step_errors += 1
-        elif isinstance(ev, RejectedAnswer):
+        elif isinstance(ev, AnswerRejected):
             rejected += 1
-            steps_before += ev.steps
         elif type(ev) in _OUTCOMES:
             terminal = ev
     names = tuple(c.name for c in calls)
@@ -272,7 +270,7 @@ def score_events(
         sequence_correct=seq_ok,
         final_answer=isinstance(terminal, FinalAnswer) and not error,
         outcome=outcome,
-        steps=steps_before + (terminal.steps if terminal is not None else 0),
+        steps=terminal.steps if terminal is not None else 0,
         seconds=seconds,
         step_errors=step_errors,
         repaired_calls=repaired,
@@ -335,18 +333,45 @@ def summarise(results: Sequence[CaseResult]) -> Summary:
 
 @dataclass(frozen=True)
 class EvalSetting:
-    """One column of the comparison: agent settings plus the eval-side wrappers."""
+    """One column of the comparison: the agent settings it runs with."""
 
     label: str
     settings: AgentSettings
-    reject_unverified: bool = False
     switches: dict[str, str] = field(default_factory=dict)
-    prefill: bool = False  # start the first ReAct step with "Thought:" (PrefillBackend)
 
+
+# System-prompt variants for the prompt switch. "default" keeps the settings' own prompt,
+# "prefill" keeps it too and turns prefill_thought on; the others turn it off.
+PROMPT_VARIANTS: dict[str, str | None] = {
+    "default": None,
+    "prefill": None,
+    "tool-first": (
+        "You are a helpful assistant. You cannot know facts about employees, the current "
+        "time or exact arithmetic results without a tool: whenever one of your tools can "
+        "answer, call it first and answer only from its result. Answer chit-chat and general "
+        "knowledge directly without tools."
+    ),
+}
 
 # Short switch names -> AgentSettings fields (any other boolean/int field works by its name).
-SWITCH_ALIASES = {"repair": "repair_arguments", "retry": "retry_invalid"}
-WRAPPER_SWITCHES = ("reject", "prompt", "robust")  # robust: repair + retry + reject at once
+SWITCH_ALIASES = {
+    "repair": "repair_arguments",
+    "retry": "retry_invalid",
+    "reject": "reject_unverified",
+    "prefill": "prefill_thought",
+    "dedupe": "dedupe_calls",
+}
+# Switches that set several fields at once.
+GROUP_SWITCHES: dict[str, tuple[str, ...]] = {
+    "robust": ("repair_arguments", "retry_invalid", "reject_unverified"),
+    "aids": (
+        "repair_arguments",
+        "retry_invalid",
+        "reject_unverified",
+        "prefill_thought",
+        "dedupe_calls",
+    ),
+}
 _ON = {"on", "true", "yes", "1"}
 _OFF = {"off", "false", "no", "0"}
 
@@ -361,8 +386,9 @@ def parse_switches(specs: Sequence[str]) -> list[tuple[str, list[str]]]:
         vals = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not name or not vals:
             raise AgentInputError(f"--switch {spec!r}: expected NAME=VALUE[,VALUE...]")
-        if name not in WRAPPER_SWITCHES and SWITCH_ALIASES.get(name, name) not in fields:
-            known = sorted({*SWITCH_ALIASES, *WRAPPER_SWITCHES, *fields} - {"generation"})
+        special = name == "prompt" or name in GROUP_SWITCHES
+        if not special and SWITCH_ALIASES.get(name, name) not in fields:
+            known = sorted({*SWITCH_ALIASES, *GROUP_SWITCHES, "prompt", *fields} - {"generation"})
             raise AgentInputError(f"--switch {name!r}: unknown switch; known: {known}")
         if name == "prompt":
             bad = [v for v in vals if v not in PROMPT_VARIANTS]
@@ -398,26 +424,22 @@ def build_settings(
     names = [n for n, _ in switches]
     out: list[EvalSetting] = []
     for combo in itertools.product(*[vals for _, vals in switches]):
-        settings, reject, prefill, chosen = base, False, False, {}
+        settings, chosen = base, {}
         for name, raw in zip(names, combo, strict=True):
             chosen[name] = raw
-            if name == "reject":
-                reject = _value(bool, raw, name)
-            elif name == "robust":
-                reject = _value(bool, raw, name)
-                settings = dataclasses.replace(
-                    settings, repair_arguments=reject, retry_invalid=reject
-                )
+            if name in GROUP_SWITCHES:
+                on = _value(bool, raw, name)
+                settings = dataclasses.replace(settings, **dict.fromkeys(GROUP_SWITCHES[name], on))
             elif name == "prompt":
-                prefill = raw == "prefill"
                 text = PROMPT_VARIANTS[raw]
+                settings = dataclasses.replace(settings, prefill_thought=raw == "prefill")
                 if text is not None:
                     settings = dataclasses.replace(settings, system_prompt=text)
             else:
                 fname = SWITCH_ALIASES.get(name, name)
                 settings = dataclasses.replace(settings, **{fname: _value(types[fname], raw, name)})
         label = " ".join(f"{k}={v}" for k, v in chosen.items()) or "default"
-        out.append(EvalSetting(label, settings, reject, chosen, prefill))
+        out.append(EvalSetting(label, settings, chosen))
     return out
 
 
@@ -439,10 +461,6 @@ def run_case(
 ) -> CaseResult:
     """One case through the agent loop; an exception becomes an 'error' result, not a crash."""
     run = run or _default_run()
-    if setting.reject_unverified:
-        run = guarded_run(run)
-    if setting.prefill:
-        backend = PrefillBackend(backend)
     tools = registry.subset(case.tools) if case.tools is not None else registry
     missing = [t for t in (case.tools or ()) if t not in registry]
     wanted = registry.get(case.expected_tool) if case.expected_tool else None
@@ -542,14 +560,11 @@ def report_json(
                 "label": setting.label,
                 "switches": setting.switches,
                 "settings": {
-                    "format": setting.settings.format,
-                    "repair_arguments": setting.settings.repair_arguments,
-                    "retry_invalid": setting.settings.retry_invalid,
-                    "reject_unverified": setting.reject_unverified,
-                    "prefill": setting.prefill,
-                    "max_steps": setting.settings.max_steps,
-                    "generation": dataclasses.asdict(setting.settings.generation),
-                },
+                    k: v
+                    for k, v in dataclasses.asdict(setting.settings).items()
+                    if k != "system_prompt"
+                }
+                | {"system_prompt_variant": setting.switches.get("prompt", "default")},
                 "summary": summarise(results).to_dict(),
                 "cases": [r.to_dict() for r in results],
             }
@@ -576,7 +591,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=V[,V]",
-        help="repair, retry, reject, robust (all three) with on/off, prompt ("
+        help="repair, retry, reject, prefill, dedupe, robust (repair+retry+reject), aids (all "
+        "five) with on/off, prompt ("
         + "|".join(PROMPT_VARIANTS)
         + ") or an AgentSettings field; several values run side by side (their product)",
     )

@@ -82,6 +82,18 @@ class StepError:
 
 
 @dataclasses.dataclass(frozen=True)
+class AnswerRejected:
+    """The model answered without a tool the question clearly needs; it is asked once more.
+
+    text: the answer thrown away; tool: the tool the re-ask names (AgentSettings.reject_unverified).
+    """
+
+    step: int
+    text: str
+    tool: str
+
+
+@dataclasses.dataclass(frozen=True)
 class FinalAnswer:
     text: str
     steps: int
@@ -122,6 +134,7 @@ AgentEvent = (
     | DiscardedObservation
     | ModelCallEnd
     | StepError
+    | AnswerRejected
     | FinalAnswer
     | StepLimitReached
     | Stopped
@@ -138,6 +151,7 @@ _TYPE_NAMES = {
     DiscardedObservation: "discarded_observation",
     ModelCallEnd: "model_call_end",
     StepError: "step_error",
+    AnswerRejected: "answer_rejected",
     FinalAnswer: "final_answer",
     StepLimitReached: "step_limit",
     Stopped: "stopped",

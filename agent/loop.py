@@ -7,6 +7,7 @@ and returns the event stream. The stream always ends with exactly one terminal e
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Generator, Iterator
 
@@ -14,7 +15,9 @@ from agent import events as ev
 from agent.errors import AgentInputError
 from agent.history import assistant_message, normalize_history, user_message
 from agent.native import NativeFormat
+from agent.prefill import PrefixJoin
 from agent.react import ReactFormat
+from agent.reject import review_answer
 from agent.settings import AgentSettings, resolve_format
 from agent.steps import FinalOutput, ToolFormat
 from llm.types import (
@@ -69,7 +72,7 @@ def _run(
             return
         request = fmt.request(turn)
         request.cancel = cancel
-        end = yield from _model_call(backend, request, step)
+        end = yield from _model_call(backend, request, step, fmt.prefill(turn))
         if end.reason is StopReason.CANCELLED:
             partial = fmt.visible(end.text)
             kept = [*turn, assistant_message(partial)] if partial else turn
@@ -80,6 +83,10 @@ def _run(
             return
         nxt = yield from fmt.step(end.text, step, turn)
         if isinstance(nxt, FinalOutput):
+            rejected = _review(nxt, step, turn, fmt, settings)
+            if rejected is not None:
+                yield rejected
+                continue
             turn.append(assistant_message(nxt.answer))
             yield ev.FinalAnswer(nxt.answer, step, tuple(turn))
             return
@@ -95,26 +102,45 @@ def _run(
     yield ev.StepLimitReached(settings.max_steps, message, tuple(turn))
 
 
+def _review(
+    out: FinalOutput, step: int, turn: list[Message], fmt: ToolFormat, settings: AgentSettings
+) -> ev.AnswerRejected | None:
+    """reject_unverified: an answer that skipped a clearly needed tool gets one re-ask (added
+    to turn), while a step is left for it."""
+    if not settings.reject_unverified or step >= settings.max_steps:
+        return None
+    return review_answer(out.answer, step, turn, fmt.tools.names())
+
+
 def _model_call(
-    backend: ChatBackend, request: GenerationRequest, step: int
+    backend: ChatBackend, request: GenerationRequest, step: int, prefix: str = ""
 ) -> Generator[ev.AgentEvent, None, GenerationEnd]:
-    """Stream one model call as events; a backend that raises becomes an ERROR end."""
+    """Stream one model call as events; a backend that raises becomes an ERROR end.
+
+    prefix: what the prompt already wrote of the reply; it streams first and leads the
+    returned text, so the trace and the parser see the whole step.
+    """
     try:
         prompt = backend.render(request)
     except Exception as e:  # noqa: BLE001 - the UI shows the failure, the app keeps running
         return GenerationEnd("", StopReason.ERROR, error=f"rendering the prompt failed: {e}")
     yield ev.StepStarted(step, prompt)
+    join = PrefixJoin(prefix)
     end: GenerationEnd | None = None
     try:
         for item in backend.stream(request):
-            if isinstance(item, TextDelta):
-                yield ev.TextDelta(step, item.text)
+            if isinstance(item, TextDelta) and (text := join.feed(item.text)):
+                yield ev.TextDelta(step, text)
             elif isinstance(item, GenerationEnd):
                 end = item
     except Exception as e:  # noqa: BLE001
         end = GenerationEnd("", StopReason.ERROR, error=f"{type(e).__name__}: {e}")
     if end is None:
         end = GenerationEnd("", StopReason.ERROR, error="the model stream ended without a result")
+    if prefix and end.reason is not StopReason.ERROR:
+        if held := join.flush():
+            yield ev.TextDelta(step, held)
+        end = dataclasses.replace(end, text=join.full(end.text))
     yield ev.ModelCallEnd(
         step,
         end.reason.value,

@@ -17,6 +17,7 @@ import json5
 
 from agent import events as ev
 from agent.calls import CallOutcome, run_call
+from agent.dedupe import earlier_results
 from agent.history import assistant_tool_calls, new_call_id
 from agent.parser import strip_fences
 from agent.repair import first_json_block, first_json_span
@@ -165,6 +166,9 @@ class NativeFormat:
             config=self.settings.generation,
         )
 
+    def prefill(self, turn: list[Message]) -> str:
+        return ""  # the chat template's own tool format needs no help to start
+
     def step(self, text: str, step: int, turn: list[Message]) -> StepGenerator:
         if not len(self.tools):  # plain chat
             return FinalOutput(text.strip())
@@ -177,6 +181,7 @@ class NativeFormat:
         if reply.content:
             yield ev.Thought(step, reply.content)
         outcomes: list[CallOutcome] = []
+        earlier = earlier_results(turn) if self.settings.dedupe_calls else None
         for call in reply.calls:
             outcome = yield from run_call(
                 self.tools,
@@ -188,6 +193,7 @@ class NativeFormat:
                 repair=repair,
                 parse_error=call.error,
                 repaired=call.untagged,
+                earlier=earlier,
             )
             outcomes.append(outcome)
         turn.append(assistant_tool_calls(reply.content, [o.call for o in outcomes]))

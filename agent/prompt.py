@@ -51,6 +51,9 @@ REACT_STOP_WORDS: tuple[str, ...] = ("Observation:", "Observation:\n")
 
 FINAL_THOUGHT = "Thought: I now know the final answer."
 
+# AgentSettings.prefill_thought: a fresh assistant turn starts with this, written for the model.
+THOUGHT_PREFIX = "Thought:"
+
 
 class TemplateError(AgentError):
     """A template and its values do not match (a programming error, caught by tests)."""
@@ -118,7 +121,8 @@ def replay_react(
     ends with "Observation: <result>\\nThought:" for the model to go on from.
     """
     msgs = [*history, *turn]
-    current = len(history)  # index of this turn's user message
+    # this turn's latest user message (its question, or a re-ask after a rejected answer)
+    current = len(history) + max(i for i, m in enumerate(turn) if m["role"] == "user")
     out: list[Message] = [{"role": "system", "content": system}]
 
     def add_assistant(text: str) -> None:

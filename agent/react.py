@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from agent import events as ev
 from agent.calls import run_call
-from agent.history import assistant_tool_calls, new_call_id
+from agent.dedupe import earlier_results
+from agent.history import assistant_message, assistant_tool_calls, new_call_id
 from agent.parser import ParsedFinal, parse_react
-from agent.prompt import REACT_STOP_WORDS, replay_react
+from agent.prompt import REACT_STOP_WORDS, THOUGHT_PREFIX, replay_react
 from agent.settings import AgentSettings
 from agent.steps import FinalOutput, RunAgain, StepGenerator
 from llm.types import GenerationRequest, Message
@@ -28,12 +29,23 @@ class ReactFormat:
         messages, continue_final = replay_react(
             self.settings.system_prompt, self.history, turn, tools
         )
+        prefix = self.prefill(turn)
+        if prefix:
+            messages.append(assistant_message(prefix))
+            continue_final = True
         return GenerationRequest(
             messages=messages,
             stop=list(REACT_STOP_WORDS) if tools else [],
             continue_final=continue_final,
             config=self.settings.generation,
         )
+
+    def prefill(self, turn: list[Message]) -> str:
+        """Small models asked for ReAct often answer in prose, which the parser must take as
+        the answer; writing the format's first word keeps them in it. Later steps already
+        continue after "Observation: ...\nThought:", so only a fresh assistant turn gets it."""
+        fresh = turn[-1]["role"] == "user"
+        return THOUGHT_PREFIX if self.settings.prefill_thought and len(self.tools) and fresh else ""
 
     def step(self, text: str, step: int, turn: list[Message]) -> StepGenerator:
         if not len(self.tools):  # plain chat
@@ -53,6 +65,7 @@ class ReactFormat:
             raw=parsed.raw_arguments,
             raw_text=parsed.raw_arguments,
             repair=self.settings.repair_arguments,
+            earlier=earlier_results(turn) if self.settings.dedupe_calls else None,
         )
         turn.append(assistant_tool_calls(parsed.thought, [outcome.call]))
         turn.append(outcome.result)

@@ -23,6 +23,10 @@ class AgentSettings:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     repair_arguments: bool = True  # fix the argument mistakes small models make
     retry_invalid: bool = True  # bad args / unknown tool -> error Observation, another step
+    # Aids for small models (measured on the embedded 0.5B: eval/README.md).
+    prefill_thought: bool = True  # ReAct: a fresh assistant turn starts with "Thought:" written
+    reject_unverified: bool = True  # answer skipped a clearly needed tool -> one re-ask
+    dedupe_calls: bool = True  # the same call again in one turn -> earlier result, no rerun
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

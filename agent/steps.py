@@ -12,6 +12,7 @@ from typing import Protocol
 
 from agent.events import AgentEvent
 from llm.types import GenerationRequest, Message
+from tools.registry import ToolRegistry
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ StepGenerator = Generator[AgentEvent, None, NextStep]
 
 class ToolFormat(Protocol):
     name: str  # "react" or "native"
+    tools: ToolRegistry  # the enabled tools
+
+    def prefill(self, turn: list[Message]) -> str:
+        """Text the request already writes at the start of the model's reply ("" for none)."""
+        ...
 
     def request(self, turn: list[Message]) -> GenerationRequest:
         """The model call for this turn so far (turn[0] is the user message)."""

@@ -69,7 +69,8 @@ def test_react_turn_through_the_tiny_model(tiny):
             " I now know the final answer\nFinal Answer: 还有8个月",
         ],
     )
-    settings = AgentSettings(format="react", generation=GREEDY)
+    # the bare format (the "Thought:" prefill has its own test in test_agent_aids.py)
+    settings = AgentSettings(format="react", generation=GREEDY, prefill_thought=False)
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     final = events[-1]
     assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月"
@@ -83,6 +84,29 @@ def test_react_turn_through_the_tiny_model(tiny):
     assert "Question: " + SEED_QUESTION in first and first.endswith("<|im_start|>assistant\n")
     assert second.endswith("\nObservation: " + obs[0].text + "\nThought:")  # continued turn
     assert [m["role"] for m in final.messages] == ["user", "assistant", "tool", "assistant"]
+
+
+def test_react_prefill_through_the_tiny_model(tiny):
+    """prefill_thought: the real prompt ends inside the assistant turn with "Thought:", the
+    model's continuation is parsed with it, and the trace shows the whole step."""
+    step1 = ' 查张三\nAction: employee_db\nAction Input: {"name": "张三"}'
+    backend = _forced(
+        tiny, [step1 + "\nObservation: 编造", " I now know the final answer\nFinal Answer: 10月"]
+    )
+    settings = AgentSettings(format="react", generation=GREEDY, prefill_thought=True)
+    events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
+    assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "10月"
+    first, second = (e.prompt for e in of_type(events, ev.StepStarted))
+    assert first.endswith("<|im_start|>assistant\nThought:")  # no <|im_end|> after it
+    assert [t.text for t in of_type(events, ev.Thought)][0] == "查张三"
+    (call,) = of_type(events, ev.ToolCall)
+    assert (call.name, call.arguments) == ("employee_db", {"name": "张三"})
+    step_text = "".join(e.text for e in of_type(events, ev.TextDelta) if e.step == 1)
+    assert step_text.rstrip() == "Thought:" + step1  # up to the stop word
+    assert second.endswith(
+        "\nObservation: " + of_type(events, ev.Observation)[0].text + "\nThought:"
+    )
+    assert second.count("Thought: 查张三\nAction: employee_db") == 1
 
 
 def test_native_turn_through_the_tiny_model_chat_template(tiny):

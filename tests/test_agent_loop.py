@@ -29,10 +29,15 @@ SEED_SCRIPT = [
 ]
 
 
+# The bare loop: the small-model aids (tests/test_agent_aids.py) are off unless a test says so.
+AIDS_OFF = {"prefill_thought": False, "reject_unverified": False, "dedupe_calls": False}
+
+
 def _turn(script, *, tools=None, history=(), query=SEED_QUESTION, family="qwen1", **settings):
     backend = ScriptedBackend(script, family=family)
     tools = make_registry() if tools is None else tools
-    events = collect(run(backend, tools, list(history), query, AgentSettings(**settings)))
+    config = AgentSettings(**AIDS_OFF | settings)
+    events = collect(run(backend, tools, list(history), query, config))
     return backend, events
 
 
@@ -87,7 +92,8 @@ def test_step_prompts_are_what_the_backend_renders():
     backend, events = _turn(SEED_SCRIPT)
     prompts = [e.prompt for e in of_type(events, ev.StepStarted)]
     assert prompts == [backend.render(r) for r in backend.requests]
-    text, stops = preview_prompt(backend, make_registry(), [], SEED_QUESTION, AgentSettings())
+    bare = AgentSettings(**AIDS_OFF)
+    text, stops = preview_prompt(backend, make_registry(), [], SEED_QUESTION, bare)
     assert text == prompts[0]
     assert stops == ["Observation:", "Observation:\n", *CHATML_STOP_WORDS]
     assert "Question: " + SEED_QUESTION in text

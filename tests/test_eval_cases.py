@@ -10,12 +10,13 @@ import pytest
 
 from agent.errors import AgentInputError
 from agent.eval import (
+    PROMPT_VARIANTS,
     CaseFileError,
     build_settings,
     load_cases,
     parse_switches,
 )
-from agent.eval_guard import PROMPT_VARIANTS, needed_tool
+from agent.reject import needed_tool
 from agent.settings import AgentSettings
 
 CASES = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
@@ -93,7 +94,7 @@ def test_switch_product_builds_settings() -> None:
         "repair=off reject=on max_steps=5",
     ]
     assert [s.settings.repair_arguments for s in settings] == [True, True, False, False]
-    assert [s.reject_unverified for s in settings] == [False, True, False, True]
+    assert [s.settings.reject_unverified for s in settings] == [False, True, False, True]
     assert all(s.settings.max_steps == 5 for s in settings)
     assert build_settings(base, [])[0].label == "default"
     assert build_settings(base, [])[0].settings is base
@@ -103,7 +104,30 @@ def test_robust_switch_sets_all_three() -> None:
     off, on = build_settings(AgentSettings(), parse_switches(["robust=off,on"]))
     assert (off.settings.repair_arguments, off.settings.retry_invalid) == (False, False)
     assert (on.settings.repair_arguments, on.settings.retry_invalid) == (True, True)
-    assert (off.reject_unverified, on.reject_unverified) == (False, True)
+    assert (off.settings.reject_unverified, on.settings.reject_unverified) == (False, True)
+    # the other aids keep the base settings' values
+    assert (
+        off.settings.prefill_thought
+        == on.settings.prefill_thought
+        == AgentSettings().prefill_thought
+    )
+
+
+def test_aids_switch_sets_all_five() -> None:
+    base = AgentSettings(prefill_thought=False, dedupe_calls=True)
+    off, on = build_settings(base, parse_switches(["aids=off,on"]))
+    names = ("repair_arguments", "retry_invalid", "reject_unverified", "prefill_thought")
+    names += ("dedupe_calls",)
+    assert [getattr(off.settings, n) for n in names] == [False] * 5
+    assert [getattr(on.settings, n) for n in names] == [True] * 5
+
+
+def test_short_switch_names_map_to_settings_fields() -> None:
+    (s,) = build_settings(
+        AgentSettings(), parse_switches(["prefill=off", "dedupe=off", "reject=on"])
+    )
+    assert (s.settings.prefill_thought, s.settings.dedupe_calls) == (False, False)
+    assert s.settings.reject_unverified
 
 
 def test_prompt_switch_sets_the_system_prompt() -> None:
@@ -112,6 +136,12 @@ def test_prompt_switch_sets_the_system_prompt() -> None:
     )
     assert default.settings.system_prompt == AgentSettings().system_prompt
     assert tool_first.settings.system_prompt == PROMPT_VARIANTS["tool-first"]
+    # the variant decides the prefill: only prompt=prefill starts ReAct with "Thought:"
+    assert not default.settings.prefill_thought and not tool_first.settings.prefill_thought
+    base = AgentSettings(prefill_thought=False)
+    (prefill,) = build_settings(base, parse_switches(["prompt=prefill"]))
+    assert prefill.settings.prefill_thought
+    assert prefill.settings.system_prompt == base.system_prompt
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,7 @@ from agent.eval import (
     score_events,
     summarise,
 )
-from agent.eval_guard import RejectedAnswer
-from agent.events import FinalAnswer, Observation, StepError, ToolCall
+from agent.events import AnswerRejected, FinalAnswer, Observation, StepError, ToolCall
 from agent.settings import AgentSettings
 from llm.scripted import ScriptedBackend
 from llm.types import GenerationConfig
@@ -110,8 +109,11 @@ SCRIPT = [
 
 
 def settings(max_steps: int = 2, **kw) -> AgentSettings:
+    """The scripts below are written for the bare loop: the small-model aids are off unless
+    a test turns one on."""
     gen = GenerationConfig(max_new_tokens=200, temperature=0.0)
-    return AgentSettings(format="react", max_steps=max_steps, generation=gen, **kw)
+    aids_off = {"prefill_thought": False, "reject_unverified": False, "dedupe_calls": False}
+    return AgentSettings(format="react", max_steps=max_steps, generation=gen, **aids_off | kw)
 
 
 def test_scripted_run_gives_exact_metrics() -> None:
@@ -165,11 +167,10 @@ def test_invalid_call_then_retry_scores_the_attempt_that_ran() -> None:
 def test_reject_switch_re_asks_when_a_needed_tool_was_skipped() -> None:
     case = Case("calc", "What is 37 times 89?", "calculator", {"expression": "37*89"})
     script = [final("3000"), react("calculator", {"expression": "37*89"}), final("3293")]
-    off = evaluate(ScriptedBackend(script), registry(), [case], EvalSetting("off", settings()))
+    off = evaluate(ScriptedBackend(script), registry(), [case], EvalSetting("off", settings(4)))
     backend = ScriptedBackend(script)
-    on = evaluate(
-        backend, registry(), [case], EvalSetting("on", settings(), reject_unverified=True)
-    )
+    (s_on,) = build_settings(settings(4), parse_switches(["reject=on"]))
+    on = evaluate(backend, registry(), [case], s_on)
     assert off[0].called_tools == () and off[0].answer == "3000"
     assert on[0].called_tools == ("calculator",) and on[0].answer == "3293"
     assert on[0].rejected_answers == 1 and on[0].steps == 3
@@ -186,7 +187,7 @@ def test_reject_switch_leaves_chit_chat_alone() -> None:
         ScriptedBackend([final("Hi!")]),
         registry(),
         [case],
-        EvalSetting("on", settings(), reject_unverified=True),
+        EvalSetting("on", settings(reject_unverified=True)),
     )
     assert r.rejected_answers == 0 and r.final_answer and not r.false_positive
 
@@ -214,8 +215,9 @@ def test_score_defaults_and_raw_fallback() -> None:
     # all 11 reference tokens appear in order among the 17 candidate ones: P 11/17, R 1.
     assert r.arguments_rouge_l == pytest.approx(2 * (11 / 17) / (11 / 17 + 1))
 
-    guarded = [RejectedAnswer("x", "clock", 1), *events]
-    assert score_events(case, guarded, 0.1).steps == 3
+    rejected = [AnswerRejected(1, "x", "clock"), *events]
+    r = score_events(case, rejected, 0.1)
+    assert r.rejected_answers == 1 and r.steps == 2  # the terminal event counts every step
 
 
 def test_an_exception_in_the_loop_is_an_error_row_not_a_crash() -> None:
