@@ -147,3 +147,38 @@ def _parent_of(config, component_id: int) -> set[int]:
 
     walk(config["layout"], [])
     return found
+
+
+def test_aid_checkboxes_reach_the_agent(tmp_path):
+    """Settings panel -> AgentSettings: the reject checkbox decides whether an unchecked
+    arithmetic answer is re-asked (the other aids ride along the same way)."""
+    from llm.manager import ModelManager
+    from tests.test_agent_support import make_registry
+    from ui.app import AppConfig, build_demo
+    from ui.models import LocalModels
+
+    call = 'Thought: x\nAction: calculator\nAction Input: {"expression": "37*89"}'
+    script = tmp_path / "s.json"
+    completions = ["Final Answer: 3000", "Final Answer: 3000", call, "Final Answer: 3293"]
+    script.write_text(json.dumps({"completions": completions, "family": "qwen1"}))
+    models = LocalModels(ModelManager(device="cpu"))
+    models.load(f"scripted:{script}")
+    demo = build_demo(models, make_registry(), AppConfig(lang="en", export_dir=str(tmp_path)))
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        client = _client(url)
+        q = "What is 37 times 89?"
+        panel = ["You are a helpful assistant.", 0.0, 0.8, 256, 8, "auto"]
+
+        def ask(prefill: bool, reject: bool, dedupe: bool):
+            return client.predict(q, True, True, *panel, prefill, reject, dedupe, api_name="/chat")
+
+        _, chat, trace = ask(True, False, True)
+        assert "3000" in _texts(chat[-1]) and "re-asked" not in _texts(trace)
+        _, chat, trace = ask(True, True, True)
+        assert "3293" in _texts(chat[-1])
+        assert "re-asked to use calculator" in _texts(trace)
+    finally:
+        demo.close()

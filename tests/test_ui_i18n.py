@@ -39,6 +39,25 @@ def test_make_settings_builds_agent_settings():
     assert make_settings("  ", 0.7, 0.8, 512, 8, None).system_prompt  # never empty
 
 
+def test_make_settings_passes_the_aid_checkboxes():
+    off = make_settings("sys", 0, 0.9, 256, 5, "react", False, False, False)
+    assert (off.prefill_thought, off.reject_unverified, off.dedupe_calls) == (False,) * 3
+    mixed = make_settings("sys", 0, 0.9, 256, 5, "react", True, False, True)
+    assert (mixed.prefill_thought, mixed.reject_unverified, mixed.dedupe_calls) == (
+        True,
+        False,
+        True,
+    )
+    # no widget values: the agent's own defaults
+    default = make_settings("sys", 0, 0.9, 256, 5, "react")
+    base = AgentSettings()
+    assert (default.prefill_thought, default.reject_unverified, default.dedupe_calls) == (
+        base.prefill_thought,
+        base.reject_unverified,
+        base.dedupe_calls,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

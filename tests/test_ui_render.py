@@ -8,6 +8,7 @@ import pytest
 
 from agent.events import (
     AgentFailed,
+    AnswerRejected,
     FinalAnswer,
     Observation,
     StepError,
@@ -47,6 +48,7 @@ def test_fence_survives_backticks():
         (Observation(1, "c9", "clock", "12:00", 0.5, True), "clock", "done"),
         (StepError(2, "bad JSON"), "Step error", "done"),
         (FinalAnswer("done", 1), "Final answer", "done"),
+        (AnswerRejected(1, "3000", "calculator"), "re-asked to use calculator", "done"),
     ],
 )
 def test_render_event_cards(event, title_part, status):
@@ -54,6 +56,13 @@ def test_render_event_cards(event, title_part, status):
     assert msg["role"] == "assistant"
     assert title_part in msg["metadata"]["title"]
     assert msg["metadata"]["status"] == status
+
+
+def test_rejected_answer_card_sits_in_its_step_and_shows_the_answer():
+    msg = render_event(AnswerRejected(2, "大约3000", "calculator"), "zh", turn_no=3)
+    assert msg["content"] == "大约3000"
+    assert msg["metadata"]["parent_id"] == "t3-s2"
+    assert "calculator" in msg["metadata"]["title"] and "重新回答" in msg["metadata"]["title"]
 
 
 def test_render_event_ignores_deltas():

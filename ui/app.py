@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from agent.events import Stopped, TextDelta, is_terminal
+from agent.settings import AgentSettings
 from tools.registry import ToolRegistry
 from ui.export import write_exports
 from ui.i18n import LANGS, default_system_prompt, normalize_lang, t
@@ -376,6 +377,16 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                         ),
                         "prompt_format",
                     )
+                    L(gr.Markdown(t("aids", lang0)), "aids", "value")
+                    aid = AgentSettings()  # the checkboxes start at the agent's defaults
+                    aid_prefill, aid_reject, aid_dedupe = [
+                        L(gr.Checkbox(value=on, label=t(key, lang0), elem_id=elem), key)
+                        for key, on, elem in (
+                            ("aid_prefill", aid.prefill_thought, "aid-prefill"),
+                            ("aid_reject", aid.reject_unverified, "aid-reject"),
+                            ("aid_dedupe", aid.dedupe_calls, "aid-dedupe"),
+                        )
+                    ]
         timer = gr.Timer(1.0)
 
         settings_inputs = [
@@ -385,6 +396,9 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
             max_new_tokens,
             max_steps,
             prompt_format,
+            aid_prefill,
+            aid_reject,
+            aid_dedupe,
         ]
         n_tools = len(tool_boxes)
         handlers = _Handlers(models, tools, config)

@@ -82,6 +82,19 @@ STRINGS: dict[str, dict[str, str]] = {
     "max_steps": {"zh": "Agent 最多步数", "en": "Max agent steps"},
     "prompt_format": {"zh": "提示格式", "en": "Prompt format"},
     "format_auto": {"zh": "自动", "en": "auto"},
+    "aids": {"zh": "小模型辅助", "en": "Small-model aids"},
+    "aid_prefill": {
+        "zh": "ReAct 回复以 “Thought:” 开头（让模型保持格式）",
+        "en": 'Start ReAct replies with "Thought:" (keeps the model in the format)',
+    },
+    "aid_reject": {
+        "zh": "回答跳过了明显需要的工具时，重新提问一次",
+        "en": "Re-ask once when an answer skips a clearly needed tool",
+    },
+    "aid_dedupe": {
+        "zh": "重复的工具调用不再执行，返回上次结果并要求作答",
+        "en": "Answer a repeated tool call from its first result and ask for the answer",
+    },
     # chat
     "chat": {"zh": "对话", "en": "Chat"},
     "input_placeholder": {
@@ -128,6 +141,10 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "step_error": {"zh": "⚠️ 步骤错误", "en": "⚠️ Step error"},
     "final_answer": {"zh": "✅ 最终回答", "en": "✅ Final answer"},
+    "answer_rejected": {
+        "zh": "↩️ 回答未经工具验证，已要求使用 {tool} 重新回答",
+        "en": "↩️ Answer not checked with a tool; re-asked to use {tool}",
+    },
     "tokens_log": {
         "zh": "停止原因 {reason}{word} · 输入 {prompt} / 输出 {completion} token{cached}",
         "en": "stop {reason}{word} · {prompt} prompt / {completion} new tokens{cached}",

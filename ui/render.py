@@ -14,6 +14,7 @@ from typing import Any
 from agent.events import (
     AgentEvent,
     AgentFailed,
+    AnswerRejected,
     DiscardedObservation,
     FinalAnswer,
     ModelCallEnd,
@@ -120,6 +121,13 @@ def render_event(event: AgentEvent, lang: str = "en", turn_no: int = 1) -> ChatM
         return _msg(
             event.message,
             title=t("step_error", lang),
+            parent_id=step_id(turn_no, event.step),
+            status="done",
+        )
+    if isinstance(event, AnswerRejected):
+        return _msg(
+            event.text,
+            title=t("answer_rejected", lang, tool=event.tool),
             parent_id=step_id(turn_no, event.step),
             status="done",
         )

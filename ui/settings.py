@@ -48,8 +48,14 @@ def make_settings(
     max_new_tokens: Any,
     max_steps: Any,
     prompt_format: str | None,
+    prefill_thought: Any = None,
+    reject_unverified: Any = None,
+    dedupe_calls: Any = None,
 ) -> AgentSettings:
-    """Validated AgentSettings from the panel's raw values; SettingsError says what is wrong."""
+    """Validated AgentSettings from the panel's raw values; SettingsError says what is wrong.
+
+    The three small-model aids are checkboxes; None (no widget) keeps AgentSettings' default.
+    """
     fmt = (prompt_format or "auto").lower()
     if fmt not in FORMAT_CHOICES:
         raise SettingsError(f"prompt format must be one of {FORMAT_CHOICES}, got {prompt_format!r}")
@@ -63,4 +69,13 @@ def make_settings(
         format=fmt,  # type: ignore[arg-type]
         max_steps=int(_number(max_steps, "max agent steps", *LIMITS.max_steps)),
         generation=generation,
+        **_aids(
+            prefill_thought=prefill_thought,
+            reject_unverified=reject_unverified,
+            dedupe_calls=dedupe_calls,
+        ),
     )
+
+
+def _aids(**values: Any) -> dict[str, bool]:
+    return {name: bool(v) for name, v in values.items() if v is not None}
