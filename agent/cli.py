@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=GenerationConfig.temperature)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-repair", action="store_true", help="switch argument repair off")
+    p.add_argument("--no-prefill", action="store_true", help='ReAct: no "Thought:" prefill')
+    p.add_argument(
+        "--no-reject", action="store_true", help="keep an answer that skipped a needed tool"
+    )
+    p.add_argument("--no-dedupe", action="store_true", help="run a repeated tool call again")
     p.add_argument("--device", default="auto")
     p.add_argument("--show-prompt", action="store_true", help="print each step's prompt")
     # For tests and plugin authors: a module (dotted name or .py file) whose
@@ -145,6 +150,11 @@ def print_human(event: ev.AgentEvent, out: TextIO, show_prompt: bool = False) ->
             print(f"! discarded a result the model wrote itself: {_short(text, 200)}", file=out)
         case ev.StepError(message=message):
             print(f"! {message}", file=out)
+        case ev.AnswerRejected(text=text, tool=tool):
+            print(
+                f"! answer not checked with a tool, re-asked to use {tool}: {_short(text, 200)}",
+                file=out,
+            )
         case ev.FinalAnswer(text=text, steps=steps):
             print(f"Final Answer ({steps} step{'s' if steps != 1 else ''}): {text}", file=out)
         case ev.StepLimitReached(message=message):
@@ -176,6 +186,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
             ),
             repair_arguments=not args.no_repair,
+            prefill_thought=not args.no_prefill,
+            reject_unverified=not args.no_reject,
+            dedupe_calls=not args.no_dedupe,
         )
         tools = select_tools(load_registry(args.tools_module), args.tools)
         backend = open_backend(args.model, args.device)

@@ -58,6 +58,18 @@ def test_seed_example_replays_with_the_builtin_tools():
     assert "Final Answer (4 steps): 是的，张三的生日是10月15日" in text
 
 
+def test_aid_flags_reach_the_agent(tmp_path, tools_module):
+    call = 'Thought: x\nAction: calculator\nAction Input: {"expression": "37*89"}'
+    script = ["Final Answer: 3000", call, "Final Answer: 3293"]
+    common = ["--tools-module", str(tools_module), "--tools", "calculator"]
+    code, text = _run(["What is 37 times 89?", "--model", _script(tmp_path, script), *common])
+    assert code == EXIT_OK and "re-asked to use calculator: 3000" in text
+    assert "Final Answer (3 steps): 3293" in text
+    argv = ["What is 37 times 89?", "--model", _script(tmp_path, script), *common, "--no-reject"]
+    code, text = _run([*argv, "--no-prefill", "--no-dedupe"])
+    assert code == EXIT_OK and "re-asked" not in text and "Final Answer (1 step): 3000" in text
+
+
 def test_json_lines_one_object_per_event(tmp_path, tools_module):
     model = _script(
         tmp_path, ['Action: calculator\nAction Input: {"expression": "6*7"}', "Final Answer: 42"]
