@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm.cache import CACHE_ENV, cache_dir
+
 try:  # the loader's error type, so callers catch one family of load failures
     from llm.loader import ModelLoadError as _LoadErrorBase
 except ImportError:  # pragma: no cover - loader not present
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float | None, str], None]
 """progress(fraction, message): fraction in [0, 1], or None while the length is unknown."""
 
-CACHE_ENV = "QWEN_DEMO_CACHE"
 CHUNK = 8 << 20  # stream in 8 MiB pieces: never hold the 490 MB file in memory
 GGUF_MAGIC = b"GGUF"
 CHECKPOINT_STAMP = "embedded-checkpoint.json"
@@ -147,12 +148,6 @@ SAVE_DTYPE = "float32"
 
 
 # ----------------------------------------------------------------------------- locations
-
-
-def cache_dir() -> Path:
-    """$QWEN_DEMO_CACHE, else ~/.cache/qwen-agent-demo (created on demand)."""
-    raw = os.environ.get(CACHE_ENV, "").strip()
-    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "qwen-agent-demo"
 
 
 def cached_gguf_path(spec: GgufSpec = EMBEDDED) -> Path:

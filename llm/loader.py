@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm.cache import cache_dir
 from llm.registry import (
     EMBEDDED_KEY,
     ModelSpec,
@@ -66,12 +67,6 @@ class LoadPlan:
 def _report(progress: Progress | None, fraction: float | None, message: str) -> None:
     if progress is not None:
         progress(fraction, message)
-
-
-def cache_dir() -> Path:
-    """The project cache (converted checkpoints): $QWEN_DEMO_CACHE or ~/.cache/qwen-agent-demo."""
-    root = os.environ.get("QWEN_DEMO_CACHE") or "~/.cache/qwen-agent-demo"
-    return Path(root).expanduser()
 
 
 def _offline() -> bool:

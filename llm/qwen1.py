@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from llm.cache import cache_dir
 from llm.chatml import CHATML_TEMPLATE
 
 ProgressFn = Callable[[float | None, str], None]
@@ -74,11 +75,6 @@ def is_qwen1_dir(path: str | Path) -> bool:
 # --------------------------------------------------------------------------- tokenizer
 
 
-def cache_root() -> Path:
-    """The project cache, as llm.loader.cache_dir: $QWEN_DEMO_CACHE or ~/.cache/qwen-agent-demo."""
-    return Path(os.environ.get("QWEN_DEMO_CACHE") or "~/.cache/qwen-agent-demo").expanduser()
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -95,7 +91,7 @@ def _tokenizer_json(tiktoken_path: Path) -> str:
     sha = _sha256(tiktoken_path)
     if sha in _TOKENIZER_JSON:
         return _TOKENIZER_JSON[sha]
-    cached = cache_root() / "qwen1-tokenizer" / sha[:16] / "tokenizer.json"
+    cached = cache_dir() / "qwen1-tokenizer" / sha[:16] / "tokenizer.json"
     if cached.is_file():
         text = cached.read_text(encoding="utf-8")
     else:
@@ -135,7 +131,7 @@ def tokenizer_from_tiktoken(
     """A fast tokenizer with v1's exact ids, ChatML specials and CHATML_TEMPLATE.
 
     Building from the BPE file takes a few seconds, so the result is cached (in memory and
-    under cache_root()) by the file's SHA-256. With dst, it is also saved there.
+    under cache_dir()) by the file's SHA-256. With dst, it is also saved there.
     """
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast

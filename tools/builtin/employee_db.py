@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
+from llm.cache import cache_dir
 from tools.registry import Tool, make_tool
 
 Language = Literal["zh", "en"]
@@ -63,9 +64,7 @@ class EmployeeDBError(RuntimeError):
 
 def default_db_path() -> Path:
     """$QWEN_DEMO_CACHE/employees.sqlite, else ~/.cache/qwen-agent-demo/employees.sqlite."""
-    cache = os.environ.get("QWEN_DEMO_CACHE")
-    base = Path(cache).expanduser() if cache else Path.home() / ".cache" / "qwen-agent-demo"
-    return base / "employees.sqlite"
+    return cache_dir() / "employees.sqlite"
 
 
 def name_key(name: str) -> str:
