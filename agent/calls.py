@@ -27,6 +27,7 @@ class CallOutcome:
     observation: str
     invalid: str | None = None  # why the call could not run (unknown tool, bad arguments)
     repeated: bool = False  # an identical call already ran this turn: not run again
+    earlier_result: str = ""  # with repeated: what that earlier call returned
 
 
 def _lookup(tools: ToolRegistry, name: str, repair: bool) -> tuple[Tool, bool]:
@@ -87,7 +88,13 @@ def run_call(
     if earlier is not None and key in earlier:
         text = repeat_observation(name, earlier[key])
         yield ev.Observation(step, call_id, name, text, 0.0, ok=True, source="agent")
-        return CallOutcome(entry, tool_message(call_id, name, text), text, repeated=True)
+        return CallOutcome(
+            entry,
+            tool_message(call_id, name, text),
+            text,
+            repeated=True,
+            earlier_result=earlier[key],
+        )
     result = tools.call(name, resolved.arguments)
     yield ev.Observation(step, call_id, name, result.text, result.seconds, ok=result.ok)
     if earlier is not None and result.ok:

@@ -66,6 +66,7 @@ def _run(
     cancel: threading.Event,
 ) -> Iterator[ev.AgentEvent]:
     turn: list[Message] = [user_message(query)]
+    repeats = 0
     for step in range(1, settings.max_steps + 1):
         if cancel.is_set():
             yield ev.Stopped(step - 1, "", tuple(turn))
@@ -93,6 +94,16 @@ def _run(
         if nxt.invalid and not settings.retry_invalid:
             message = f"The model made an invalid tool call ({nxt.invalid}); retrying is off."
             yield ev.AgentFailed(step, message, tuple(turn))
+            return
+        repeats = repeats + 1 if nxt.repeated else 0
+        if repeats >= 2:  # told once that the call already ran, and it called it again
+            name, result = nxt.repeated
+            message = (
+                f"Stopped early: the model kept calling {name} with the same arguments instead "
+                f"of answering. The tool's result was:\n{result}"
+            )
+            turn.append(assistant_message(message))
+            yield ev.StepLimitReached(step, message, tuple(turn))
             return
     message = (
         f"Stopped after {settings.max_steps} model calls without a final answer "

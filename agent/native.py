@@ -22,7 +22,7 @@ from agent.history import assistant_tool_calls, new_call_id
 from agent.parser import strip_fences
 from agent.repair import first_json_block, first_json_span
 from agent.settings import AgentSettings
-from agent.steps import FinalOutput, RunAgain, StepGenerator
+from agent.steps import FinalOutput, StepGenerator, run_again
 from llm.types import GenerationRequest, Message
 from tools.registry import ToolRegistry
 
@@ -198,7 +198,7 @@ class NativeFormat:
             outcomes.append(outcome)
         turn.append(assistant_tool_calls(reply.content, [o.call for o in outcomes]))
         turn.extend(o.result for o in outcomes)
-        return RunAgain(next((o.invalid for o in outcomes if o.invalid), None))
+        return run_again(outcomes)
 
     def visible(self, text: str) -> str:
         return parse_native(text, self.tools.names()).content if len(self.tools) else text.strip()

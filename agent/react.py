@@ -12,7 +12,7 @@ from agent.history import assistant_message, assistant_tool_calls, new_call_id
 from agent.parser import ParsedFinal, parse_react
 from agent.prompt import REACT_STOP_WORDS, THOUGHT_PREFIX, replay_react
 from agent.settings import AgentSettings
-from agent.steps import FinalOutput, RunAgain, StepGenerator
+from agent.steps import FinalOutput, StepGenerator, run_again
 from llm.types import GenerationRequest, Message
 from tools.registry import ToolRegistry
 
@@ -69,7 +69,7 @@ class ReactFormat:
         )
         turn.append(assistant_tool_calls(parsed.thought, [outcome.call]))
         turn.append(outcome.result)
-        return RunAgain(outcome.invalid)
+        return run_again([outcome])
 
     def visible(self, text: str) -> str:
         if not len(self.tools):

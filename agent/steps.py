@@ -10,6 +10,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Protocol
 
+from agent.calls import CallOutcome
 from agent.events import AgentEvent
 from llm.types import GenerationRequest, Message
 from tools.registry import ToolRegistry
@@ -27,9 +28,22 @@ class RunAgain:
     """Tool results were added to the turn: call the model again.
 
     invalid: why a call could not run (unknown tool, bad arguments), None when all ran.
+    repeated: (tool, its earlier result) when every call of the step repeated one that had
+    already run this turn (dedupe_calls); the loop stops a model that keeps doing it.
     """
 
     invalid: str | None = None
+    repeated: tuple[str, str] | None = None
+
+
+def run_again(outcomes: list[CallOutcome]) -> RunAgain:
+    """The next step after a model step whose tool calls ran (or were refused)."""
+    invalid = next((o.invalid for o in outcomes if o.invalid), None)
+    repeats = [o for o in outcomes if o.repeated]
+    repeated = None
+    if outcomes and len(repeats) == len(outcomes):
+        repeated = (repeats[-1].call["function"]["name"], repeats[-1].earlier_result)
+    return RunAgain(invalid, repeated)
 
 
 NextStep = FinalOutput | RunAgain

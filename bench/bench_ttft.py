@@ -42,8 +42,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-QUESTION = "张三的生日是10月吗？现在是2月，距离他生日还有几个月？"
-REPLY = "Zhang San was born in October, so from February it is eight months."
+# A question no tool is needed for, so the agent's aids (a re-ask when an answer skipped a
+# clearly needed tool) leave the turn at exactly one model call.
+QUESTION = "你好，请用一句话介绍一下你自己。"
+REPLY = "I am the assistant of this demo: I answer questions and use tools when they help."
 TARGET_MS = 150.0
 
 # Resolves with [ms, text]: ms from the click on Send to the first text in a code block of the

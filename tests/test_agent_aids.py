@@ -244,6 +244,29 @@ def test_without_dedupe_the_repeat_loop_runs_to_the_step_limit():
     assert isinstance(events[-1], ev.StepLimitReached)
 
 
+def test_dedupe_stops_a_model_that_ignores_the_repeat_note():
+    """The 0.5B model repeats the call even after being told it already ran: the turn ends
+    there (with the tool's result in the message) instead of burning every step left."""
+    tools, executed = _counting_registry()
+    call = _native("employee_db", {"name": "张三"})
+    backend, events = _turn([call] * 6, tools=tools, family="qwen2", max_steps=8, dedupe_calls=True)
+    assert executed == ["张三"]
+    end = events[-1]
+    assert isinstance(end, ev.StepLimitReached) and end.steps == 3
+    assert "kept calling employee_db" in end.message and "1990-10-15" in end.message
+    assert end.messages[-1] == {"role": "assistant", "content": end.message}
+    assert len(backend.requests) == 3
+
+
+def test_a_different_call_between_repeats_resets_the_count():
+    tools, executed = _counting_registry()
+    zhang, li = _native("employee_db", {"name": "张三"}), _native("employee_db", {"name": "李四"})
+    script = [zhang, zhang, li, zhang, "done"]
+    _, events = _turn(script, tools=tools, family="qwen2", max_steps=8, dedupe_calls=True)
+    assert executed == ["张三", "李四"]
+    assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "done"
+
+
 def test_dedupe_with_react_and_what_counts_as_the_same_call():
     tools, executed = _counting_registry()
     script = [

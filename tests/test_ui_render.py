@@ -134,7 +134,7 @@ def test_chat_shows_tool_use_answer_and_model():
     ("terminal", "status", "shown"),
     [
         (Stopped(1, "partial"), "stopped", "Stopped"),
-        (StepLimitReached(8, "8 steps"), "step_limit", "Step limit reached"),
+        (StepLimitReached(8, "8 steps"), "step_limit", "No final answer"),
         (AgentFailed(1, "CUDA out of memory"), "failed", "CUDA out of memory"),
     ],
 )
@@ -187,3 +187,14 @@ def test_chinese_labels():
     chat, trace = session_views(finished_session("zh"))
     assert "回答模型" in chat[-1]["content"]
     assert trace[0]["content"].startswith("第 1 轮")
+
+
+@pytest.mark.parametrize("lang, shown", [("en", "ended without an answer"), ("zh", "没有给出回答")])
+def test_an_empty_final_answer_is_said_not_shown_as_an_empty_bubble(lang, shown):
+    sess = ChatSession()
+    turn = sess.begin("张三?", "m")
+    turn.finish(FinalAnswer("", 2, ({"role": "assistant", "content": ""},)))
+    answer = chat_messages(turn, 1, lang)[-1]["content"]
+    assert answer.startswith(shown) or shown in answer.split("\n\n")[0]
+    assert shown in render_event(FinalAnswer("  ", 2), lang, 1)["content"]
+    assert sess.history()[-1] == {"role": "assistant", "content": ""}  # history stays raw

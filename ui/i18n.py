@@ -123,7 +123,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "nothing_to_regenerate": {"zh": "没有可以重新生成的回答。", "en": "Nothing to regenerate."},
     "generation_error": {"zh": "生成出错：{error}", "en": "Generation failed: {error}"},
     "stopped": {"zh": "⏹ 已停止", "en": "⏹ Stopped"},
-    "step_limit": {"zh": "⚠️ 达到最大步数：{message}", "en": "⚠️ Step limit reached: {message}"},
+    "step_limit": {"zh": "⚠️ 未得到最终回答：{message}", "en": "⚠️ No final answer: {message}"},
+    "empty_answer": {"zh": "（模型没有给出回答）", "en": "(the model ended without an answer)"},
     "failed": {"zh": "❌ 出错：{message}", "en": "❌ Failed: {message}"},
     # trace cards
     "turn": {"zh": "第 {n} 轮：{query}", "en": "Turn {n}: {query}"},

@@ -132,7 +132,8 @@ def render_event(event: AgentEvent, lang: str = "en", turn_no: int = 1) -> ChatM
             status="done",
         )
     if isinstance(event, FinalAnswer):
-        return _msg(event.text, title=t("final_answer", lang), status="done")
+        text = event.text.strip() or t("empty_answer", lang)
+        return _msg(text, title=t("final_answer", lang), status="done")
     if isinstance(event, StepLimitReached):
         return _msg(t("step_limit", lang, message=event.message))
     if isinstance(event, Stopped):
@@ -223,7 +224,8 @@ def chat_messages(turn: Turn, turn_no: int, lang: str = "en") -> list[ChatMsg]:
             )
         )
     elif turn.status == "done":
-        out.append(_msg(f"{turn.answer}\n\n{caption(turn, lang)}"))
+        answer = turn.answer.strip() or t("empty_answer", lang)
+        out.append(_msg(f"{answer}\n\n{caption(turn, lang)}"))
     elif turn.status == "stopped":
         text = turn.answer or (fence(live) if live else "")
         out.append(_msg(f"{text}\n\n{t('stopped', lang)} · {caption(turn, lang)}".strip()))
