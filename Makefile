@@ -14,6 +14,7 @@ install-dev: install
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null)
 
 test: install-dev
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 test-fast:

@@ -87,35 +87,11 @@ QWEN_TIKTOKEN = Path("/work/shared/qwen-v1/qwen.tiktoken")
 # ---------------------------------------------------------------------------- forcing
 
 
-def _force_processor(ids: list[int], prompt_len: int) -> Any:
-    """A LogitsProcessor making the model emit ids (bench/test-only, never in the app)."""
-    import torch
-    from transformers import LogitsProcessor
+def ForcedReplies(tokenizer: Any, replies: list[str]) -> Any:  # noqa: N802 - a factory
+    """logits_hook: the n-th model call writes replies[n] in the tokenizer's own encoding."""
+    from tests.forcing import ForcedReplies as Hook
 
-    class Force(LogitsProcessor):
-        def __call__(self, input_ids, scores):
-            step = input_ids.shape[1] - prompt_len
-            if step < len(ids):
-                forced = torch.full_like(scores, float("-inf"))
-                forced[:, ids[step]] = 0.0
-                return forced
-            return scores
-
-    return Force()
-
-
-class ForcedReplies:
-    """logits_hook: the n-th model call writes replies[n] (then <|im_end|>), n counted from 0."""
-
-    def __init__(self, tokenizer: Any, replies: list[str]) -> None:
-        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.replies = [tokenizer.encode(r, add_special_tokens=False) + [end] for r in replies]
-        self.calls = 0
-
-    def __call__(self, request: Any, prompt_ids: list[int]) -> list[Any]:
-        ids = self.replies[min(self.calls, len(self.replies) - 1)]
-        self.calls += 1
-        return [_force_processor(ids, len(prompt_ids))]
+    return Hook(tokenizer, replies, per_char=False)
 
 
 # ---------------------------------------------------------------------------- models

@@ -29,25 +29,6 @@ PROMPT = "Who is Zhang San, and how many months until his birthday? Answer step 
 STOP_TEXT = 'Thought: use the calculator\nAction: calculator\nAction Input: {"n": 1}\n'
 
 
-def _force(ids: list[int]):
-    """A LogitsProcessor factory that makes the model emit ids (bench-only, like the tests)."""
-    import torch
-    from transformers import LogitsProcessor
-
-    class Force(LogitsProcessor):
-        def __init__(self, prompt_len: int):
-            self.prompt_len = prompt_len
-
-        def __call__(self, input_ids, scores):
-            step = input_ids.shape[1] - self.prompt_len
-            if step < len(ids):
-                scores = torch.full_like(scores, float("-inf"))
-                scores[:, ids[step]] = 0.0
-            return scores
-
-    return lambda request, prompt_ids: [Force(len(prompt_ids))]
-
-
 def throughput(backend, tokens: int, rounds: int) -> tuple[float, float, float, int]:
     """Median tokens/s of service stream and raw generate on the same config, and the median
     of the per-round ratios (rounds run back to back, so load changes affect both alike)."""
@@ -116,17 +97,16 @@ def prefix_reuse(backend, rounds: int) -> tuple[float, float, int, int]:
 
 def overshoot(backend, per_char: bool) -> int:
     """Tokens generated after the one that completed "Observation:" (forced output)."""
-    from llm.local import TransformersBackend
     from llm.types import GenerationConfig, GenerationRequest, drain
+    from tests.forcing import ForceTokens, char_ids, forced_backend
 
     tok = backend.tokenizer
     text = STOP_TEXT + "Observation: 42, and the model would go on and on here"
-    if per_char:
-        ids = [i for ch in text for i in tok.encode(ch, add_special_tokens=False)]
-    else:
-        ids = tok.encode(text, add_special_tokens=False)
+    ids = char_ids(tok, text) if per_char else tok.encode(text, add_special_tokens=False)
     stop_at = next(i + 1 for i in range(len(ids)) if "Observation:" in tok.decode(ids[: i + 1]))
-    forced = TransformersBackend(backend.model, tok, backend.info, logits_hook=_force(ids))
+    forced = forced_backend(
+        backend, lambda request, prompt_ids: [ForceTokens(ids, len(prompt_ids))]
+    )
     request = GenerationRequest(
         messages=[{"role": "user", "content": PROMPT}],
         stop=["Observation:"],

@@ -8,8 +8,6 @@ several tokens and must be caught by real generation. One unforced run checks st
 from __future__ import annotations
 
 import pytest
-import torch
-from transformers import LogitsProcessor
 
 from agent import events as ev
 from agent.loop import run
@@ -17,6 +15,7 @@ from agent.settings import AgentSettings
 from llm.local import TransformersBackend
 from llm.sources import open_backend
 from llm.types import GenerationConfig
+from tests.forcing import ForcedReplies, forced_backend
 from tests.test_agent_support import SEED_QUESTION, collect, make_registry, of_type
 
 GREEDY = GenerationConfig(max_new_tokens=160, temperature=0, repetition_penalty=1.0)
@@ -27,37 +26,8 @@ def tiny(tiny_model_dir) -> TransformersBackend:
     return open_backend(str(tiny_model_dir), device="cpu")
 
 
-class _Force(LogitsProcessor):
-    def __init__(self, ids: list[int], prompt_len: int):
-        self.ids, self.prompt_len = ids, prompt_len
-
-    def __call__(self, input_ids, scores):
-        step = input_ids.shape[1] - self.prompt_len
-        if step < len(self.ids):
-            scores = torch.full_like(scores, float("-inf"))
-            scores[:, self.ids[step]] = 0.0
-        return scores
-
-
-class _Replies:
-    """logits_hook: the n-th model call writes the n-th reply, then <|im_end|>."""
-
-    def __init__(self, tokenizer, replies: list[str]):
-        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.replies = [
-            [i for ch in r for i in tokenizer.encode(ch, add_special_tokens=False)] + [end]
-            for r in replies
-        ]
-        self.calls = 0
-
-    def __call__(self, request, prompt_ids):
-        self.calls += 1
-        return [_Force(self.replies[self.calls - 1], len(prompt_ids))]
-
-
 def _forced(tiny: TransformersBackend, replies: list[str]) -> TransformersBackend:
-    hook = _Replies(tiny.tokenizer, replies)
-    return TransformersBackend(tiny.model, tiny.tokenizer, tiny.info, logits_hook=hook)
+    return forced_backend(tiny, ForcedReplies(tiny.tokenizer, replies))
 
 
 def test_react_turn_through_the_tiny_model(tiny):

@@ -25,23 +25,10 @@ from llm.types import (
     StopReason,
     TextDelta,
 )
+from tests.forcing import ForceTokens, char_ids, forced_backend
 
 GREEDY = GenerationConfig(max_new_tokens=40, temperature=0, repetition_penalty=1.0)
 FORCED = GenerationConfig(max_new_tokens=300, temperature=0, repetition_penalty=1.0)
-
-
-class ForceTokens(LogitsProcessor):
-    """Make the model emit exactly `ids`, then whatever it likes."""
-
-    def __init__(self, ids: list[int], prompt_len: int):
-        self.ids, self.prompt_len = ids, prompt_len
-
-    def __call__(self, input_ids, scores):
-        step = input_ids.shape[1] - self.prompt_len
-        if step < len(self.ids):
-            scores = torch.full_like(scores, float("-inf"))
-            scores[:, self.ids[step]] = 0.0
-        return scores
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +38,7 @@ def backend(tiny_model_dir) -> TransformersBackend:
 
 def forced(backend: TransformersBackend, ids: list[int]) -> TransformersBackend:
     """The same weights with a forced output, kept out of the production path."""
-    return TransformersBackend(
-        backend.model,
-        backend.tokenizer,
-        backend.info,
-        logits_hook=lambda request, prompt_ids: [ForceTokens(ids, len(prompt_ids))],
-    )
-
-
-def char_ids(tok, text: str) -> list[int]:
-    """One token per character, so a stop word spans many tokens."""
-    out: list[int] = []
-    for ch in text:
-        out.extend(tok.encode(ch, add_special_tokens=False))
-    return out
+    return forced_backend(backend, lambda request, prompt_ids: [ForceTokens(ids, len(prompt_ids))])
 
 
 def run(backend, request) -> tuple[list[str], GenerationEnd]:

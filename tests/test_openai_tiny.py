@@ -12,14 +12,13 @@ from typing import Any
 
 import openai
 import pytest
-import torch
-from transformers import LogitsProcessor
 
 from llm.local import TransformersBackend
 from llm.openai_backend import OpenAIBackend
 from llm.serve import ServerThread, create_app
 from llm.sources import open_backend
 from llm.types import GenerationConfig, GenerationRequest, StopReason, TextDelta, drain
+from tests.forcing import ForcedReplies, forced_backend
 
 GREEDY = GenerationConfig(max_new_tokens=30, temperature=0, repetition_penalty=1.0)
 USER = [{"role": "user", "content": "Who is Zhang San?"}]
@@ -43,39 +42,9 @@ def served():
         server.stop()
 
 
-class _Force(LogitsProcessor):
-    def __init__(self, ids: list[int], prompt_len: int):
-        self.ids, self.prompt_len = ids, prompt_len
-
-    def __call__(self, input_ids, scores):
-        step = input_ids.shape[1] - self.prompt_len
-        if step < len(self.ids):
-            scores = torch.full_like(scores, float("-inf"))
-            scores[:, self.ids[step]] = 0.0
-        return scores
-
-
-class ScriptedLogits:
-    """logits_hook forcing one scripted reply per model call (then <|im_end|>)."""
-
-    def __init__(self, tokenizer, replies: list[str]):
-        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.replies = [self._char_ids(tokenizer, r) + [end] for r in replies]
-        self.requests: list[GenerationRequest] = []
-
-    @staticmethod
-    def _char_ids(tok, text: str) -> list[int]:
-        """One token per character, so stop words span many tokens."""
-        return [i for ch in text for i in tok.encode(ch, add_special_tokens=False)]
-
-    def __call__(self, request, prompt_ids):
-        self.requests.append(request)
-        return [_Force(self.replies[len(self.requests) - 1], len(prompt_ids))]
-
-
 def forced(tiny: TransformersBackend, replies: list[str]) -> tuple[TransformersBackend, Any]:
-    hook = ScriptedLogits(tiny.tokenizer, replies)
-    return TransformersBackend(tiny.model, tiny.tokenizer, tiny.info, logits_hook=hook), hook
+    hook = ForcedReplies(tiny.tokenizer, replies)
+    return forced_backend(tiny, hook), hook
 
 
 def test_remote_stream_equals_the_local_model(tiny, served):
