@@ -109,20 +109,13 @@ def service_ttft(backend: Any, request: Any) -> float:
 
 
 def launch(models: Any):
-    from tests.ui_helpers import free_port
+    from tests.ui_helpers import launch_local
     from tools.builtin import default_registry
-    from ui.app import CSS, AppConfig, build_demo
+    from ui.app import AppConfig, build_demo
 
     tools = default_registry(enable_python=False)
     demo = build_demo(models, tools, AppConfig(lang="en"))
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        show_error=True,
-        css=CSS,
-    )
+    url = launch_local(demo)
     return demo, url
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui_helpers import free_port
+from tests.ui_helpers import free_port, launch_local
 
 
 def _client(url: str):
@@ -34,13 +34,7 @@ def local_app(tmp_path):
         models = LocalModels(ModelManager(device="cpu"))
         models.load(f"scripted:{script}")
         demo = build_demo(models, ToolRegistry(), AppConfig(lang="en", export_dir=str(tmp_path)))
-        _, url, _ = demo.launch(
-            server_name="127.0.0.1",
-            server_port=free_port(),
-            prevent_thread_lock=True,
-            quiet=True,
-            show_error=True,
-        )
+        url = launch_local(demo)
         demos.append(demo)
         return _client(url), models, url
 
@@ -164,9 +158,7 @@ def test_aid_checkboxes_reach_the_agent(tmp_path):
     models = LocalModels(ModelManager(device="cpu"))
     models.load(f"scripted:{script}")
     demo = build_demo(models, make_registry(), AppConfig(lang="en", export_dir=str(tmp_path)))
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
+    url = launch_local(demo)
     try:
         client = _client(url)
         q = "What is 37 times 89?"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui_helpers import free_port
+from tests.ui_helpers import launch_local
 
 pytestmark = pytest.mark.browser
 
@@ -75,20 +75,13 @@ def app(tmp_path_factory):
         pytest.skip("Debian chromium is not installed")
     from llm.manager import ModelManager
     from tools.registry import ToolRegistry
-    from ui.app import CSS, AppConfig, build_demo
+    from ui.app import AppConfig, build_demo
     from ui.models import LocalModels
 
     models = LocalModels(ModelManager(device="cpu"))
     tools = ToolRegistry([_calculator(), _clock()])
     demo = build_demo(models, tools, AppConfig(lang="en", stop_grace_s=5.0))
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        show_error=True,
-        css=CSS,
-    )
+    url = launch_local(demo)
     yield url, models, tmp_path_factory.mktemp("scripts")
     demo.close()
 
@@ -280,7 +273,7 @@ def test_builtin_tools_in_chinese(browser, tmp_path, artifacts_dir):
     """The real built-in registry, a Chinese UI and a Chinese tool turn end to end."""
     from llm.manager import ModelManager
     from tools.builtin import default_registry
-    from ui.app import CSS, AppConfig, build_demo
+    from ui.app import AppConfig, build_demo
     from ui.models import LocalModels
 
     script = tmp_path / "zh.json"
@@ -294,14 +287,7 @@ def test_builtin_tools_in_chinese(browser, tmp_path, artifacts_dir):
     models.load(f"scripted:{script}")
     tools = default_registry(language="zh", enable_python=False)
     demo = build_demo(models, tools, AppConfig(lang="zh"))
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        show_error=True,
-        css=CSS,
-    )
+    url = launch_local(demo)
     try:
         page = open_page(browser, url)
         for tool in tools:

@@ -56,3 +56,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def launch_local(demo) -> str:
+    """Serve a Blocks app in this process on a free loopback port (as the tests and benches
+    do); returns its URL. show_error: the client then sees the real error text."""
+    from ui.app import CSS
+
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=True,
+        css=CSS,
+    )
+    return url
