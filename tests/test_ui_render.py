@@ -45,7 +45,7 @@ def test_fence_survives_backticks():
     [
         (StepStarted(3), "Step 3", "pending"),
         (ToolCall(1, "c9", "clock", {"tz": "UTC"}, '{"tz": "UTC"}'), "clock", "pending"),
-        (Observation(1, "c9", "clock", "12:00", 0.5, True), "clock", "done"),
+        (Observation(1, "c9", "clock", "12:00", 0.5, True), "clock", None),  # open
         (StepError(2, "bad JSON"), "Step error", "done"),
         (FinalAnswer("done", 1), "Final answer", "done"),
         (AnswerRejected(1, "3000", "calculator"), "re-asked to use calculator", "done"),
@@ -55,7 +55,7 @@ def test_render_event_cards(event, title_part, status):
     msg = render_event(event, "en", turn_no=2)
     assert msg["role"] == "assistant"
     assert title_part in msg["metadata"]["title"]
-    assert msg["metadata"]["status"] == status
+    assert msg["metadata"].get("status") == status
 
 
 def test_rejected_answer_card_sits_in_its_step_and_shows_the_answer():
@@ -104,7 +104,8 @@ def test_trace_nests_steps_and_closes_them():
     obs = next(m for m in children if "Observation" in m["metadata"]["title"])
     assert "21" in obs["content"]
     action = next(m for m in children if "Action" in m["metadata"]["title"])
-    assert action["metadata"]["status"] == "done"  # its observation arrived
+    assert "status" not in action["metadata"]  # its observation arrived: no spinner, left open
+    assert "status" not in obs["metadata"]
     assert "Final answer" in trace[-1]["metadata"]["title"]
 
 
@@ -198,3 +199,17 @@ def test_an_empty_final_answer_is_said_not_shown_as_an_empty_bubble(lang, shown)
     assert answer.startswith(shown) or shown in answer.split("\n\n")[0]
     assert shown in render_event(FinalAnswer("  ", 2), lang, 1)["content"]
     assert sess.history()[-1] == {"role": "assistant", "content": ""}  # history stays raw
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"name": "张三", "birthday": "1990-10-15"}', '```json\n{\n  "name": "张三",'),
+        ("[1, 2]", "```json\n[\n  1,\n  2\n]\n```"),
+        ("{not json", "```\n{not json\n```"),
+        ("21", "```\n21\n```"),
+    ],
+)
+def test_observation_json_is_pretty_printed(text, expected):
+    msg = render_event(Observation(1, "c", "employee_db", text, 0.1, True), "en")
+    assert msg["content"].startswith(expected)

@@ -45,6 +45,17 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
+def result_block(text: str) -> str:
+    """A tool result as a code block: JSON objects and lists pretty-printed, text as it is."""
+    stripped = text.strip()
+    if stripped[:1] in "{[":
+        try:
+            return fence(pretty_json(json.loads(stripped)), "json")
+        except ValueError:
+            pass
+    return fence(text)
+
+
 def step_id(turn_no: int, step: int) -> str:
     return f"t{turn_no}-s{step}"
 
@@ -103,13 +114,12 @@ def render_event(event: AgentEvent, lang: str = "en", turn_no: int = 1) -> ChatM
         else:
             badge = t("badge_tool" if event.source == "tool" else "badge_agent", lang)
         return _msg(
-            fence(event.text),
+            result_block(event.text),
             title=t("observation", lang, name=event.name),
             parent_id=step_id(turn_no, event.step),
             duration=round(event.seconds, 3),
             log=badge,
-            status="done",
-        )
+        )  # no status: open, so an opened step card shows its tool result at once
     if isinstance(event, DiscardedObservation):
         return _msg(
             fence(event.text),
@@ -176,7 +186,7 @@ def trace_messages(turn: Turn, turn_no: int, lang: str = "en") -> list[ChatMsg]:
             if step_card is not None:  # the collapsed card still says what the step did
                 step_card["metadata"]["title"] += f" · 🛠️ {event.name}"
         elif isinstance(event, Observation) and event.call_id in calls:
-            calls[event.call_id]["metadata"].update(status="done")
+            calls[event.call_id]["metadata"].pop("status", None)  # finished, left open
         out.append(msg)
     if turn.status != "running":  # a stopped run leaves no pending spinners behind
         for msg in out:
@@ -209,7 +219,7 @@ def chat_messages(turn: Turn, turn_no: int, lang: str = "en") -> list[ChatMsg]:
             args = fence(pretty_json(call.arguments), "json") + "\n\n" if call else ""
             out.append(
                 _msg(
-                    args + fence(event.text),
+                    args + result_block(event.text),
                     title=t("action", lang, name=event.name),
                     duration=round(event.seconds, 3),
                     status="done",
