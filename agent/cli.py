@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-reject", action="store_true", help="keep an answer that skipped a needed tool"
     )
     p.add_argument("--no-dedupe", action="store_true", help="run a repeated tool call again")
+    p.add_argument(
+        "--no-ask", action="store_true", help="never ask a model with tool results to answer"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--show-prompt", action="store_true", help="print each step's prompt")
     # For tests and plugin authors: a module (dotted name or .py file) whose
@@ -150,6 +153,8 @@ def print_human(event: ev.AgentEvent, out: TextIO, show_prompt: bool = False) ->
             print(f"! discarded a result the model wrote itself: {_short(text, 200)}", file=out)
         case ev.StepError(message=message):
             print(f"! {message}", file=out)
+        case ev.AnswerRequested(reason=reason):
+            print(f"! asked the model to answer from the tool results ({reason})", file=out)
         case ev.AnswerRejected(text=text, tool=tool):
             print(
                 f"! answer not checked with a tool, re-asked to use {tool}: {_short(text, 200)}",
@@ -189,6 +194,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             prefill_thought=not args.no_prefill,
             reject_unverified=not args.no_reject,
             dedupe_calls=not args.no_dedupe,
+            ask_for_answer=not args.no_ask,
         )
         tools = select_tools(load_registry(args.tools_module), args.tools)
         backend = open_backend(args.model, args.device)

@@ -360,6 +360,7 @@ SWITCH_ALIASES = {
     "reject": "reject_unverified",
     "prefill": "prefill_thought",
     "dedupe": "dedupe_calls",
+    "ask": "ask_for_answer",
 }
 # Switches that set several fields at once.
 GROUP_SWITCHES: dict[str, tuple[str, ...]] = {
@@ -370,6 +371,7 @@ GROUP_SWITCHES: dict[str, tuple[str, ...]] = {
         "reject_unverified",
         "prefill_thought",
         "dedupe_calls",
+        "ask_for_answer",
     ),
 }
 _ON = {"on", "true", "yes", "1"}

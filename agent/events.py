@@ -82,6 +82,15 @@ class StepError:
 
 
 @dataclasses.dataclass(frozen=True)
+class AnswerRequested:
+    """The model had tool results but repeated a call or replied with nothing; a user turn now
+    asks it to answer from them (AgentSettings.ask_for_answer)."""
+
+    step: int
+    reason: str  # "repeated_call" | "empty_answer"
+
+
+@dataclasses.dataclass(frozen=True)
 class AnswerRejected:
     """The model answered without a tool the question clearly needs; it is asked once more.
 
@@ -135,6 +144,7 @@ AgentEvent = (
     | ModelCallEnd
     | StepError
     | AnswerRejected
+    | AnswerRequested
     | FinalAnswer
     | StepLimitReached
     | Stopped
@@ -152,6 +162,7 @@ _TYPE_NAMES = {
     ModelCallEnd: "model_call_end",
     StepError: "step_error",
     AnswerRejected: "answer_rejected",
+    AnswerRequested: "answer_requested",
     FinalAnswer: "final_answer",
     StepLimitReached: "step_limit",
     Stopped: "stopped",

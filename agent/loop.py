@@ -13,6 +13,7 @@ from collections.abc import Generator, Iterator
 
 from agent import events as ev
 from agent.errors import AgentInputError
+from agent.followup import ask_for_answer
 from agent.history import assistant_message, normalize_history, user_message
 from agent.native import NativeFormat
 from agent.prefill import PrefixJoin
@@ -88,6 +89,11 @@ def _run(
             if rejected is not None:
                 yield rejected
                 continue
+            if settings.ask_for_answer and step < settings.max_steps and not nxt.answer.strip():
+                asked = ask_for_answer(turn, step, "empty_answer")
+                if asked is not None:
+                    yield asked
+                    continue
             turn.append(assistant_message(nxt.answer))
             yield ev.FinalAnswer(nxt.answer, step, tuple(turn))
             return
@@ -96,6 +102,10 @@ def _run(
             yield ev.AgentFailed(step, message, tuple(turn))
             return
         repeats = repeats + 1 if nxt.repeated else 0
+        if repeats == 1 and settings.ask_for_answer:
+            asked = ask_for_answer(turn, step, "repeated_call")
+            if asked is not None:
+                yield asked
         if repeats >= 2:  # told once that the call already ran, and it called it again
             name, result = nxt.repeated
             message = (

@@ -27,6 +27,7 @@ class AgentSettings:
     prefill_thought: bool = True  # ReAct: a fresh assistant turn starts with "Thought:" written
     reject_unverified: bool = True  # answer skipped a clearly needed tool -> one re-ask
     dedupe_calls: bool = True  # the same call again in one turn -> earlier result, no rerun
+    ask_for_answer: bool = True  # tool results but a repeat / empty reply -> one "answer now"
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

@@ -16,7 +16,12 @@ from llm.scripted import ScriptedBackend
 from tests.test_agent_support import SEED_QUESTION, collect, make_registry, of_type
 from tools.registry import ToolRegistry, make_tool
 
-ALL_OFF = {"prefill_thought": False, "reject_unverified": False, "dedupe_calls": False}
+ALL_OFF = {
+    "prefill_thought": False,
+    "reject_unverified": False,
+    "dedupe_calls": False,
+    "ask_for_answer": False,
+}
 
 
 def _turn(script, *, tools=None, query=SEED_QUESTION, family="qwen1", **settings):
@@ -306,3 +311,60 @@ def test_dedupe_reruns_a_call_that_failed_and_catches_repeats_in_one_reply():
     assert [o.ok for o in obs] == [False, True, True]
     assert [o.source for o in obs] == ["tool", "tool", "agent"]
     assert events[-1].text == "done"
+
+
+# --------------------------------------------------------------------------- ask for the answer
+
+
+def test_a_repeated_call_gets_one_user_turn_asking_for_the_answer():
+    tools, executed = _counting_registry()
+    call = _native("employee_db", {"name": "张三"})
+    script = [call, call, "张三的生日在10月，还有8个月。"]
+    backend, events = _turn(
+        script, tools=tools, family="qwen2", dedupe_calls=True, ask_for_answer=True
+    )
+    assert executed == ["张三"]
+    (asked,) = of_type(events, ev.AnswerRequested)
+    assert (asked.step, asked.reason) == (2, "repeated_call")
+    last = backend.requests[2].messages[-1]
+    assert last["role"] == "user" and last["content"].startswith("请根据上面的工具结果回答")
+    assert SEED_QUESTION in last["content"]
+    final = events[-1]
+    assert isinstance(final, ev.FinalAnswer) and final.text == "张三的生日在10月，还有8个月。"
+    roles = [m["role"] for m in final.messages]
+    assert roles == ["user", "assistant", "tool", "assistant", "tool", "user", "assistant"]
+
+
+def test_an_empty_reply_after_tool_results_is_asked_once():
+    tools, _ = _counting_registry()
+    script = [_native("employee_db", {"name": "张三"}), "", "", "never reached"]
+    backend, events = _turn(script, tools=tools, family="qwen2", ask_for_answer=True)
+    (asked,) = of_type(events, ev.AnswerRequested)
+    assert asked.reason == "empty_answer"
+    final = events[-1]
+    assert isinstance(final, ev.FinalAnswer) and final.text == ""  # asked once, not twice
+    assert len(backend.requests) == 3
+    assert [m["role"] for m in final.messages][-3:] == ["assistant", "user", "assistant"]
+
+
+def test_no_ask_without_tool_results_or_when_off():
+    tools, _ = _counting_registry()
+    _, events = _turn([""], tools=tools, family="qwen2", ask_for_answer=True)
+    assert not of_type(events, ev.AnswerRequested)  # nothing to answer from
+    call = _native("employee_db", {"name": "张三"})
+    _, events = _turn([call, ""], tools=tools, family="qwen2", ask_for_answer=False)
+    assert not of_type(events, ev.AnswerRequested) and isinstance(events[-1], ev.FinalAnswer)
+
+
+def test_ask_for_answer_with_react():
+    tools, _ = _counting_registry()
+    script = [
+        _react("employee_db", {"name": "张三"}),
+        " I now know the final answer\nFinal Answer: ",
+        " I now know the final answer\nFinal Answer: 10月",
+    ]
+    backend, events = _turn(script, tools=tools, ask_for_answer=True)
+    assert of_type(events, ev.AnswerRequested)[0].reason == "empty_answer"
+    assert events[-1].text == "10月"
+    prompt = backend.render(backend.requests[2])
+    assert "请根据上面的工具结果回答最初的问题" in prompt

@@ -213,3 +213,13 @@ def test_an_empty_final_answer_is_said_not_shown_as_an_empty_bubble(lang, shown)
 def test_observation_json_is_pretty_printed(text, expected):
     msg = render_event(Observation(1, "c", "employee_db", text, 0.1, True), "en")
     assert msg["content"].startswith(expected)
+
+
+@pytest.mark.parametrize("reason", ["repeated_call", "empty_answer"])
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_answer_requested_card(reason, lang):
+    from agent.events import AnswerRequested
+
+    msg = render_event(AnswerRequested(2, reason), lang, turn_no=1)
+    assert msg["metadata"]["parent_id"] == "t1-s2"
+    assert msg["content"] and "asked_" not in msg["content"]

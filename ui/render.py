@@ -15,6 +15,7 @@ from agent.events import (
     AgentEvent,
     AgentFailed,
     AnswerRejected,
+    AnswerRequested,
     DiscardedObservation,
     FinalAnswer,
     ModelCallEnd,
@@ -131,6 +132,13 @@ def render_event(event: AgentEvent, lang: str = "en", turn_no: int = 1) -> ChatM
         return _msg(
             event.message,
             title=t("step_error", lang),
+            parent_id=step_id(turn_no, event.step),
+            status="done",
+        )
+    if isinstance(event, AnswerRequested):
+        return _msg(
+            t(f"asked_{event.reason}", lang),
+            title=t("answer_requested", lang),
             parent_id=step_id(turn_no, event.step),
             status="done",
         )
