@@ -549,4 +549,4 @@ def test_real_embedded_model_end_to_end(tmp_path, monkeypatch):
     # a crash or a failed model call is not.
     assert isinstance(terminal, ev.FinalAnswer | ev.StepLimitReached), terminal
     if isinstance(terminal, ev.FinalAnswer):
-        assert terminal.answer.strip()
+        assert terminal.text.strip()
