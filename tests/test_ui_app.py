@@ -164,8 +164,9 @@ def test_aid_checkboxes_reach_the_agent(tmp_path):
         q = "What is 37 times 89?"
         panel = ["You are a helpful assistant.", 0.0, 0.8, 256, 8, "auto"]
 
-        def ask(prefill: bool, reject: bool, dedupe: bool):
-            return client.predict(q, True, True, *panel, prefill, reject, dedupe, api_name="/chat")
+        def ask(prefill: bool, reject: bool, dedupe: bool, answer: bool = True):
+            aids = (prefill, reject, dedupe, answer)
+            return client.predict(q, True, True, *panel, *aids, api_name="/chat")
 
         _, chat, trace = ask(True, False, True)
         assert "3000" in _texts(chat[-1]) and "re-asked" not in _texts(trace)

@@ -40,8 +40,10 @@ def test_make_settings_builds_agent_settings():
 
 
 def test_make_settings_passes_the_aid_checkboxes():
-    off = make_settings("sys", 0, 0.9, 256, 5, "react", False, False, False)
+    off = make_settings("sys", 0, 0.9, 256, 5, "react", False, False, False, False)
     assert (off.prefill_thought, off.reject_unverified, off.dedupe_calls) == (False,) * 3
+    assert off.ask_for_answer is False
+    assert make_settings("sys", 0, 0.9, 256, 5, "react", ask_for_answer=True).ask_for_answer
     mixed = make_settings("sys", 0, 0.9, 256, 5, "react", True, False, True)
     assert (mixed.prefill_thought, mixed.reject_unverified, mixed.dedupe_calls) == (
         True,

@@ -379,12 +379,13 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                     )
                     L(gr.Markdown(t("aids", lang0)), "aids", "value")
                     aid = AgentSettings()  # the checkboxes start at the agent's defaults
-                    aid_prefill, aid_reject, aid_dedupe = [
+                    aid_prefill, aid_reject, aid_dedupe, aid_ask = [
                         L(gr.Checkbox(value=on, label=t(key, lang0), elem_id=elem), key)
                         for key, on, elem in (
                             ("aid_prefill", aid.prefill_thought, "aid-prefill"),
                             ("aid_reject", aid.reject_unverified, "aid-reject"),
                             ("aid_dedupe", aid.dedupe_calls, "aid-dedupe"),
+                            ("aid_ask", aid.ask_for_answer, "aid-ask"),
                         )
                     ]
         timer = gr.Timer(1.0)
@@ -399,6 +400,7 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
             aid_prefill,
             aid_reject,
             aid_dedupe,
+            aid_ask,
         ]
         n_tools = len(tool_boxes)
         handlers = _Handlers(models, tools, config)

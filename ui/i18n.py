@@ -95,6 +95,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "重复的工具调用不再执行，返回上次结果并要求作答",
         "en": "Answer a repeated tool call from its first result and ask for the answer",
     },
+    "aid_ask": {
+        "zh": "模型有了工具结果却重复调用或不作答时，请它根据结果作答一次",
+        "en": "Ask once for the answer when the model has tool results but repeats or says nothing",
+    },
     # chat
     "chat": {"zh": "对话", "en": "Chat"},
     "input_placeholder": {

@@ -51,10 +51,11 @@ def make_settings(
     prefill_thought: Any = None,
     reject_unverified: Any = None,
     dedupe_calls: Any = None,
+    ask_for_answer: Any = None,
 ) -> AgentSettings:
     """Validated AgentSettings from the panel's raw values; SettingsError says what is wrong.
 
-    The three small-model aids are checkboxes; None (no widget) keeps AgentSettings' default.
+    The four small-model aids are checkboxes; None (no widget) keeps AgentSettings' default.
     """
     fmt = (prompt_format or "auto").lower()
     if fmt not in FORMAT_CHOICES:
@@ -73,6 +74,7 @@ def make_settings(
             prefill_thought=prefill_thought,
             reject_unverified=reject_unverified,
             dedupe_calls=dedupe_calls,
+            ask_for_answer=ask_for_answer,
         ),
     )
 
