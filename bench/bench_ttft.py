@@ -32,16 +32,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_kv import ForcedReplies, add_model_args, open_model, twin
+from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # A question no tool is needed for, so the agent's aids (a re-ask when an answer skipped a
 # clearly needed tool) leave the turn at exactly one model call.
 QUESTION = "你好，请用一句话介绍一下你自己。"

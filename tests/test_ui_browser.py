@@ -13,19 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui_helpers import launch_local
+from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS, launch_local
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 TOOL_SCRIPT = [
     "Thought: I should use the calculator.\nAction: calculator\n"
@@ -91,7 +82,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

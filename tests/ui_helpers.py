@@ -52,6 +52,19 @@ def tool_turn_events() -> list:
     ]
 
 
+# Debian's Chromium, driven by Playwright; never a downloaded browser. The flags keep it off
+# the network (this machine has none) and free of GPU and sandbox needs.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
