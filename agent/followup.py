@@ -10,11 +10,11 @@ empty reply, and only once some tool has returned a result.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from agent import events as ev
 from agent.history import assistant_message, user_message
+from agent.prompt import question_lang
 from llm.types import Message
 
 ASK = {
@@ -24,8 +24,7 @@ ASK = {
 
 
 def ask_text(query: str) -> str:
-    lang = "zh" if re.search(r"[\u4e00-\u9fff]", query) else "en"
-    return ASK[lang].format(query=query)
+    return ASK[question_lang(query)].format(query=query)
 
 
 def ask_for_answer(

@@ -10,6 +10,7 @@ Answer: ...", and the instruction sits on the latest user turn only.
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Sequence
 from typing import Any
@@ -160,3 +161,9 @@ def replay_react(
     if continue_final:
         out[-1]["content"] += "\nThought:"
     return out, continue_final
+
+
+def question_lang(query: str) -> str:
+    """ "zh" when the question has a Chinese character, else "en": the language the agent's own
+    follow-up turns (re-asks) are written in."""
+    return "zh" if re.search(r"[\u4e00-\u9fff]", query) else "en"

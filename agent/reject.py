@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from agent import events as ev
 from agent.history import assistant_message, user_message
+from agent.prompt import question_lang
 from llm.types import Message
 
 # Keyword rules: a tool is "clearly needed" when its rule matches the question.
@@ -56,8 +57,7 @@ def needed_tool(query: str, tool_names: Sequence[str]) -> str | None:
 
 def nudge(query: str, tool: str) -> str:
     """The re-ask, in the question's language (Chinese if it has any CJK character)."""
-    lang = "zh" if re.search(r"[\u4e00-\u9fff]", query) else "en"
-    return NUDGE[lang].format(tool=tool, query=query)
+    return NUDGE[question_lang(query)].format(tool=tool, query=query)
 
 
 def review_answer(
