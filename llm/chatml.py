@@ -34,6 +34,30 @@ _TOOLS_FOOTER = (
 )
 
 
+def arguments_as_objects(message: Message) -> Message:
+    """Tool-call arguments decoded from JSON strings into objects.
+
+    History keeps them as JSON strings (OpenAI style), but Qwen2.5-style templates apply
+    `arguments | tojson`, which would show the model a doubly encoded string; ChatML output
+    embeds them as objects too. A string that is not JSON is kept: the model sees what it wrote.
+    """
+    calls = message.get("tool_calls")
+    if not calls:
+        return message
+    fixed = []
+    for call in calls:
+        fn = call.get("function", call)
+        args = fn.get("arguments")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                pass  # not JSON: show the model what it wrote
+        fn = {**fn, "arguments": args}
+        fixed.append({**call, "function": fn} if "function" in call else fn)
+    return {**message, "tool_calls": fixed}
+
+
 def render_chatml(
     messages: list[Message],
     tools: list[dict[str, Any]] | None = None,
@@ -45,6 +69,7 @@ def render_chatml(
         msgs.insert(0, {"role": "system", "content": DEFAULT_SYSTEM})
     parts: list[str] = []
     for i, m in enumerate(msgs):
+        m = arguments_as_objects(m)
         content = m.get("content") or ""
         role = m["role"]
         if i == 0 and tools:
@@ -54,10 +79,8 @@ def render_chatml(
         if role == "assistant" and m.get("tool_calls"):
             for call in m["tool_calls"]:
                 fn = call["function"]
-                args = fn["arguments"]
-                if isinstance(args, str):
-                    args = json.loads(args)
-                payload = json.dumps({"name": fn["name"], "arguments": args}, ensure_ascii=False)
+                payload = {"name": fn["name"], "arguments": fn["arguments"]}
+                payload = json.dumps(payload, ensure_ascii=False)
                 content += ("\n" if content else "") + f"<tool_call>\n{payload}\n</tool_call>"
         if role == "tool":
             role, content = "user", f"<tool_response>\n{content}\n</tool_response>"

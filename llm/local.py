@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import json
 import queue
 import re
 import threading
@@ -23,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from llm.chatml import render_chatml
+from llm.chatml import arguments_as_objects, render_chatml
 from llm.stopwords import StopWordFilter
 from llm.types import (
     CHATML_STOP_WORDS,
@@ -150,26 +149,6 @@ def _make_criteria(backend: TransformersBackend, words: Sequence[str], prompt_le
     return _Stop()
 
 
-def _arguments_as_objects(message: Message) -> Message:
-    """History keeps tool-call arguments as JSON strings (OpenAI style), but Qwen2.5-style
-    templates apply `arguments | tojson`, which would show the model a doubly encoded string."""
-    calls = message.get("tool_calls")
-    if not calls:
-        return message
-    fixed = []
-    for call in calls:
-        fn = call.get("function", call)
-        args = fn.get("arguments")
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except ValueError:
-                pass  # not JSON: show the model what it wrote
-        fn = {**fn, "arguments": args}
-        fixed.append({**call, "function": fn} if "function" in call else fn)
-    return {**message, "tool_calls": fixed}
-
-
 class TransformersBackend:
     """A loaded transformers causal LM + tokenizer behind the ChatBackend protocol.
 
@@ -218,7 +197,7 @@ class TransformersBackend:
     def _template(self, messages: list[Message], tools: Any, generation_prompt: bool) -> str:
         if getattr(self.tokenizer, "chat_template", None):
             return self.tokenizer.apply_chat_template(
-                [_arguments_as_objects(m) for m in messages],
+                [arguments_as_objects(m) for m in messages],
                 tools=tools or None,
                 add_generation_prompt=generation_prompt,
                 tokenize=False,
