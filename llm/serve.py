@@ -35,6 +35,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from llm.stopwords import partial_suffix
 from llm.types import (
     ChatBackend,
     GenerationConfig,
@@ -104,14 +105,6 @@ def _parse_call(body: str) -> ParsedToolCall | None:
     )
 
 
-def _partial_suffix(buf: str, word: str) -> int:
-    """Length of the longest suffix of buf that is a proper prefix of word."""
-    for k in range(min(len(word) - 1, len(buf)), 0, -1):
-        if buf.endswith(word[:k]):
-            return k
-    return 0
-
-
 class ToolCallParser:
     """Splits streamed text into content pieces and tool calls.
 
@@ -139,7 +132,7 @@ class ToolCallParser:
             else:
                 start = self._buf.find(TOOL_OPEN)
                 if start == -1:
-                    keep = _partial_suffix(self._buf, TOOL_OPEN)
+                    keep = partial_suffix(self._buf, TOOL_OPEN)
                     text_part = self._buf[: len(self._buf) - keep]
                     stripped = text_part.rstrip()
                     keep += len(text_part) - len(stripped)  # hold whitespace before a call

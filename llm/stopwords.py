@@ -13,6 +13,15 @@ from collections.abc import Iterable
 _MIN_PARTIAL = 3
 
 
+def partial_suffix(buf: str, word: str, longer_than: int = 0) -> int:
+    """Length of the longest suffix of buf that is a proper prefix of word (text that could
+    still become word and so must be held back); 0 when none is longer than longer_than."""
+    for k in range(min(len(word) - 1, len(buf)), longer_than, -1):
+        if buf.endswith(word[:k]):
+            return k
+    return 0
+
+
 class StopWordFilter:
     def __init__(self, stop_words: Iterable[str]):
         self.stop_words = tuple(sorted({s for s in stop_words if s}, key=len, reverse=True))
@@ -59,10 +68,7 @@ class StopWordFilter:
         """Length of the longest suffix of buf that is a proper prefix of a stop word."""
         best = 0
         for word in self.stop_words:
-            for k in range(min(len(word) - 1, len(buf)), best, -1):
-                if buf.endswith(word[:k]):
-                    best = k
-                    break
+            best = max(best, partial_suffix(buf, word, longer_than=best))
         return best
 
     def _is_half_written(self, tail: str) -> bool:
