@@ -133,11 +133,11 @@ def print_human(event: ev.AgentEvent, out: TextIO, show_prompt: bool = False) ->
             print(f"── step {step}", file=out)
             if show_prompt:
                 print(prompt, file=out)
-        case ev.ModelCallEnd() as e:
-            speed = f", {e.completion_tokens / e.seconds:.1f} tok/s" if e.seconds > 0 else ""
+        case ev.ModelCallEnd(end=end) as e:
+            speed = f", {end.completion_tokens / end.seconds:.1f} tok/s" if end.seconds > 0 else ""
             print(
-                f"   model: {e.reason}, {e.prompt_tokens} prompt + {e.completion_tokens} "
-                f"generated tokens, {e.seconds:.2f} s{speed}",
+                f"   model: {e.reason}, {end.prompt_tokens} prompt + {end.completion_tokens} "
+                f"generated tokens, {end.seconds:.2f} s{speed}",
                 file=out,
             )
         case ev.Thought(text=text):

@@ -41,9 +41,9 @@ from agent.events import (
     Stopped,
     ToolCall,
 )
-from agent.events import TextDelta as AgentTextDelta
 from agent.metrics import arguments_rouge_l, arguments_text, rouge_l
 from agent.settings import AgentSettings
+from llm.types import TextDelta
 
 RunFn = Callable[..., Iterator[Any]]
 
@@ -233,7 +233,7 @@ def score_events(
     for ev in events:
         if isinstance(ev, StepStarted):
             texts.append((ev.step, []))
-        elif isinstance(ev, AgentTextDelta) and texts:
+        elif isinstance(ev, TextDelta) and texts:
             texts[-1][1].append(ev.text)
         elif isinstance(ev, ToolCall):
             calls.append(ev)

@@ -10,21 +10,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from llm.types import Message
+from llm.types import GenerationEnd, Message, TextDelta, ThinkingDelta
 
 
 @dataclasses.dataclass(frozen=True)
 class StepStarted:
     step: int  # 1-based model call within the turn
     prompt: str = ""  # exact prompt text sent to the model
-
-
-@dataclasses.dataclass(frozen=True)
-class TextDelta:
-    """Raw model text as it streams (stop words already withheld)."""
-
-    step: int
-    text: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,13 +56,14 @@ class DiscardedObservation:
 
 @dataclasses.dataclass(frozen=True)
 class ModelCallEnd:
+    """One model call ended: the model's own end event (tokens, time, why it stopped)."""
+
     step: int
-    reason: str  # llm.types.StopReason value
-    stop_word: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    seconds: float
+    end: GenerationEnd
+
+    @property
+    def reason(self) -> str:  # llm.types.StopReason value
+        return self.end.reason.value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +130,7 @@ class AgentFailed:
 AgentEvent = (
     StepStarted
     | TextDelta
+    | ThinkingDelta
     | Thought
     | ToolCall
     | Observation
@@ -155,6 +149,7 @@ TerminalEvent = FinalAnswer | StepLimitReached | Stopped | AgentFailed
 _TYPE_NAMES = {
     StepStarted: "step_started",
     TextDelta: "text_delta",
+    ThinkingDelta: "thinking_delta",
     Thought: "thought",
     ToolCall: "tool_call",
     Observation: "observation",

@@ -29,6 +29,7 @@ from llm.types import (
     Message,
     StopReason,
     TextDelta,
+    ThinkingDelta,
 )
 from tools.registry import ToolRegistry
 
@@ -83,7 +84,7 @@ def _run(
         if end.reason is StopReason.ERROR:
             yield ev.AgentFailed(step, end.error or "the model call failed", tuple(turn))
             return
-        nxt = yield from fmt.step(end.text, step, turn)
+        nxt = yield from fmt.step(end, step, turn)
         if isinstance(nxt, FinalOutput):
             rejected = _review(nxt, step, turn, fmt, settings)
             if rejected is not None:
@@ -151,7 +152,9 @@ def _model_call(
     try:
         for item in backend.stream(request):
             if isinstance(item, TextDelta) and (text := join.feed(item.text)):
-                yield ev.TextDelta(step, text)
+                yield TextDelta(text, step)
+            elif isinstance(item, ThinkingDelta):
+                yield ThinkingDelta(item.text, step)
             elif isinstance(item, GenerationEnd):
                 end = item
     except Exception as e:  # noqa: BLE001
@@ -160,17 +163,9 @@ def _model_call(
         end = GenerationEnd("", StopReason.ERROR, error="the model stream ended without a result")
     if prefix and end.reason is not StopReason.ERROR:
         if held := join.flush():
-            yield ev.TextDelta(step, held)
+            yield TextDelta(held, step)
         end = dataclasses.replace(end, text=join.full(end.text))
-    yield ev.ModelCallEnd(
-        step,
-        end.reason.value,
-        end.stop_word,
-        end.prompt_tokens,
-        end.completion_tokens,
-        end.cached_tokens,
-        end.seconds,
-    )
+    yield ev.ModelCallEnd(step, end)
     return end
 
 

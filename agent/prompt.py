@@ -13,9 +13,9 @@ import json
 import re
 import string
 from collections.abc import Sequence
-from typing import Any
 
 from agent.errors import AgentError
+from llm.toolcalls.react import FINAL_THOUGHT, render_action
 from llm.types import Message
 from tools.registry import Tool
 
@@ -49,8 +49,6 @@ TOOL_NAME_SEPARATOR = ","
 
 # Stop before the model writes the tool result itself (the backend adds the ChatML ones).
 REACT_STOP_WORDS: tuple[str, ...] = ("Observation:", "Observation:\n")
-
-FINAL_THOUGHT = "Thought: I now know the final answer."
 
 # AgentSettings.prefill_thought: a fresh assistant turn starts with this, written for the model.
 THOUGHT_PREFIX = "Thought:"
@@ -92,23 +90,6 @@ def react_prompt(tools: Sequence[Tool], query: str) -> str:
     )
 
 
-def arguments_text(arguments: Any) -> str:
-    """Action Input text for a stored call: the JSON as written; a raw string unquoted."""
-    if isinstance(arguments, str):
-        try:
-            decoded = json.loads(arguments)
-        except ValueError:
-            return arguments
-        return decoded if isinstance(decoded, str) else arguments
-    return json.dumps(arguments, ensure_ascii=False)
-
-
-def _action_block(thought: str, call: dict[str, Any]) -> str:
-    fn = call.get("function", call)
-    head = thought if thought.startswith("Thought:") else f"Thought: {thought}".rstrip()
-    return f"{head}\nAction: {fn['name']}\nAction Input: {arguments_text(fn.get('arguments'))}"
-
-
 def replay_react(
     system: str,
     history: Sequence[Message],
@@ -148,7 +129,9 @@ def replay_react(
             by_id = {r.get("tool_call_id"): r for r in results}
             for n, call in enumerate(m["tool_calls"]):
                 result = by_id.get(call.get("id")) or (results[n] if n < len(results) else None)
-                block = _action_block(content if n == 0 else "", call)
+                fn = call.get("function", call)
+                thought = content if n == 0 else None
+                block = render_action(fn["name"], fn.get("arguments"), thought)
                 if result is not None:
                     block += f"\nObservation: {(result.get('content') or '').strip()}"
                 add_assistant(block)

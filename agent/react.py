@@ -9,11 +9,11 @@ from agent import events as ev
 from agent.calls import run_call
 from agent.dedupe import earlier_results
 from agent.history import assistant_message, assistant_tool_calls, new_call_id
-from agent.parser import ParsedFinal, parse_react
 from agent.prompt import REACT_STOP_WORDS, THOUGHT_PREFIX, replay_react
 from agent.settings import AgentSettings
 from agent.steps import FinalOutput, StepGenerator, run_again
-from llm.types import GenerationRequest, Message
+from llm.toolcalls.react import ParsedFinal, parse_react
+from llm.types import GenerationEnd, GenerationRequest, Message
 from tools.registry import ToolRegistry
 
 
@@ -47,7 +47,8 @@ class ReactFormat:
         fresh = turn[-1]["role"] == "user"
         return THOUGHT_PREFIX if self.settings.prefill_thought and len(self.tools) and fresh else ""
 
-    def step(self, text: str, step: int, turn: list[Message]) -> StepGenerator:
+    def step(self, end: GenerationEnd, step: int, turn: list[Message]) -> StepGenerator:
+        text = end.text
         if not len(self.tools):  # plain chat
             return FinalOutput(text.strip())
         parsed = parse_react(text)
@@ -57,19 +58,39 @@ class ReactFormat:
             yield ev.Thought(step, parsed.thought)
         if isinstance(parsed, ParsedFinal):
             return FinalOutput(parsed.answer)
-        outcome = yield from run_call(
-            self.tools,
-            step=step,
-            call_id=new_call_id(),
-            name=parsed.name,
-            raw=parsed.raw_arguments,
-            raw_text=parsed.raw_arguments,
-            repair=self.settings.repair_arguments,
-            earlier=earlier_results(turn) if self.settings.dedupe_calls else None,
-        )
-        turn.append(assistant_tool_calls(parsed.thought, [outcome.call]))
-        turn.append(outcome.result)
-        return run_again([outcome])
+        if parsed.error:  # the shape of a call, but no tool named: tell the model
+            outcome = yield from run_call(
+                self.tools,
+                step=step,
+                call_id=new_call_id(),
+                name="",
+                raw="",
+                raw_text=text.strip(),
+                repair=False,
+                parse_error=parsed.error,
+            )
+            turn.append(assistant_tool_calls(parsed.thought, [outcome.call]))
+            turn.append(outcome.result)
+            return run_again([outcome])
+        earlier = earlier_results(turn) if self.settings.dedupe_calls else None
+        outcomes = []
+        for action in parsed.actions:
+            if action.thought:
+                yield ev.Thought(step, action.thought)
+            outcome = yield from run_call(
+                self.tools,
+                step=step,
+                call_id=new_call_id(),
+                name=action.name,
+                raw=action.raw_arguments,
+                raw_text=action.raw_arguments,
+                repair=self.settings.repair_arguments,
+                earlier=earlier,
+            )
+            outcomes.append(outcome)
+        turn.append(assistant_tool_calls(parsed.thought, [o.call for o in outcomes]))
+        turn.extend(o.result for o in outcomes)
+        return run_again(outcomes)
 
     def visible(self, text: str) -> str:
         if not len(self.tools):

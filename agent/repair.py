@@ -19,7 +19,8 @@ from typing import Any
 import json5
 
 from agent.errors import ArgumentError
-from agent.parser import parse_json_arguments, strip_fences, strip_partial_stop
+from llm.toolcalls.jsontext import first_json_block, strip_fences
+from llm.toolcalls.react import strip_partial_stop
 from tools.registry import Tool, ToolArgumentError
 
 _SCHEMA_KEYS = frozenset(
@@ -31,6 +32,19 @@ _SCHEMA_MARKERS = frozenset({"description", "required", "schema", "type"})
 _VALUE_KEYS = ("value", "input", "argument", "arg", "content", "example", "default")
 _WRAPPER_KEYS = ("arguments", "parameters", "args", "input", "action_input")
 _EXAMPLE_VALUES = {"string": "...", "integer": 0, "number": 0, "boolean": True}
+
+
+def parse_json_arguments(raw: str) -> tuple[Any, bool]:
+    """Action Input text -> (value, lenient): lenient means strict JSON failed, json5 read it."""
+    text = strip_fences(strip_partial_stop(raw))
+    try:
+        return json.loads(text), False
+    except ValueError:
+        pass
+    try:
+        return json5.loads(text), True
+    except ValueError as e:
+        raise ArgumentError(f"Action Input is not valid JSON ({e})") from None
 
 
 @dataclass(frozen=True)
@@ -117,45 +131,6 @@ def _decode(tool: Tool, raw: str, repair: bool) -> tuple[Any, bool]:
     if len(tool.param_names) == 1:
         return text.strip().strip("\"'"), True  # a bare string; _repair_value names it
     raise ArgumentError(f"{error}. Write e.g. {example_arguments(tool)}")
-
-
-def first_json_block(text: str) -> Any | None:
-    """The first balanced {...} or [...] that parses, ignoring text around it."""
-    span = first_json_span(text)
-    if span is None:
-        return None
-    try:
-        return json5.loads(text[span[0] : span[1]])
-    except ValueError:
-        return None
-
-
-def first_json_span(text: str) -> tuple[int, int] | None:
-    """(start, end) of the first balanced {...} or [...], strings and escapes respected."""
-    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
-    if start < 0:
-        return None
-    opener = text[start]
-    closer = "}" if opener == "{" else "]"
-    depth, quote, escaped = 0, "", False
-    for end in range(start, len(text)):
-        c = text[end]
-        if quote:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c == opener:
-            depth += 1
-        elif c == closer:
-            depth -= 1
-            if depth == 0:
-                return start, end + 1
-    return None
 
 
 def _repair_value(tool: Tool, value: Any) -> Any:

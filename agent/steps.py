@@ -12,7 +12,7 @@ from typing import Protocol
 
 from agent.calls import CallOutcome
 from agent.events import AgentEvent
-from llm.types import GenerationRequest, Message
+from llm.types import GenerationEnd, GenerationRequest, Message
 from tools.registry import ToolRegistry
 
 
@@ -62,8 +62,9 @@ class ToolFormat(Protocol):
         """The model call for this turn so far (turn[0] is the user message)."""
         ...
 
-    def step(self, text: str, step: int, turn: list[Message]) -> StepGenerator:
-        """Read the model's text: yield events, append the step's messages to turn."""
+    def step(self, end: GenerationEnd, step: int, turn: list[Message]) -> StepGenerator:
+        """Read the model's reply (its text, or calls a server returned as structures):
+        yield events, append the step's messages to turn."""
         ...
 
     def visible(self, text: str) -> str:

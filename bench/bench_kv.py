@@ -239,8 +239,8 @@ def run_turn(backend: Any, history: list[dict[str, Any]], query: str, fmt: str) 
         elif isinstance(e, ev.Observation | ev.FinalAnswer):
             shown.append(e.text)
     return TurnRun(
-        prefill=sum(e.prompt_tokens - e.cached_tokens for e in ends),
-        prompt=sum(e.prompt_tokens for e in ends),
+        prefill=sum(e.end.prompt_tokens - e.end.cached_tokens for e in ends),
+        prompt=sum(e.end.prompt_tokens for e in ends),
         seconds=seconds,
         steps=len(ends),
         transcript=tuple(shown),

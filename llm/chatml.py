@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llm.toolcalls.hermes import render_tool_call
 from llm.types import Message
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -79,9 +80,8 @@ def render_chatml(
         if role == "assistant" and m.get("tool_calls"):
             for call in m["tool_calls"]:
                 fn = call["function"]
-                payload = {"name": fn["name"], "arguments": fn["arguments"]}
-                payload = json.dumps(payload, ensure_ascii=False)
-                content += ("\n" if content else "") + f"<tool_call>\n{payload}\n</tool_call>"
+                block = render_tool_call(fn["name"], fn["arguments"])
+                content += ("\n" if content else "") + block
         if role == "tool":
             role, content = "user", f"<tool_response>\n{content}\n</tool_response>"
         last = i == len(msgs) - 1

@@ -37,11 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from llm.cache import CACHE_ENV, cache_dir
-
-try:  # the loader's error type, so callers catch one family of load failures
-    from llm.loader import ModelLoadError as _LoadErrorBase
-except ImportError:  # pragma: no cover - loader not present
-    _LoadErrorBase = ValueError  # type: ignore[assignment,misc]
+from llm.errors import EmbeddedModelError
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +48,6 @@ CHUNK = 8 << 20  # stream in 8 MiB pieces: never hold the 490 MB file in memory
 GGUF_MAGIC = b"GGUF"
 CHECKPOINT_STAMP = "embedded-checkpoint.json"
 CHECKPOINT_FORMAT = 1  # bump when the conversion changes, so old caches are rebuilt
-
-
-class EmbeddedModelError(_LoadErrorBase):
-    """The embedded model cannot be had: a slice is missing or damaged, or conversion failed."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llm.cache import cache_dir
+from llm.errors import ModelLoadError
 from llm.registry import (
     EMBEDDED_KEY,
     ModelSpec,
@@ -40,10 +41,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CONFIG_FILES = ["*.json", "*.tiktoken", "*.model", "*.txt", "*.jinja", "*.py"]
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "qwen.tiktoken")
 _WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.pt", "*.safetensors.index.json")
-
-
-class ModelLoadError(Exception):
-    """A model could not be loaded; str(error) is the message for the user."""
 
 
 @dataclass(frozen=True)

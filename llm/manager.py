@@ -15,13 +15,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from llm.loader import ModelLoadError, Progress
+from llm.errors import ModelBusyError, ModelLoadError
+from llm.loader import Progress
 from llm.sources import open_plan, plan_source
 from llm.types import ChatBackend, ModelInfo
-
-
-class ModelBusyError(Exception):
-    """The model is in use (a reply is being generated, or a load is running)."""
 
 
 def release_memory() -> None:

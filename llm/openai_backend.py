@@ -37,9 +37,11 @@ from urllib.parse import urlsplit
 import openai
 
 from llm.chatml import render_chatml
+from llm.errors import OpenAIServerError
 from llm.stopwords import StopWordFilter
 from llm.types import (
     CHATML_STOP_WORDS,
+    FunctionCall,
     GenerationEnd,
     GenerationRequest,
     LLMEvent,
@@ -54,10 +56,6 @@ _QWEN1_NAME = re.compile(r"(^|/)qwen-\d+(\.\d+)?b", re.IGNORECASE)
 _CANCEL_POLL_S = 0.05
 # <|endoftext|>, <|im_start|>, <|im_end|> in every Qwen vocabulary (v1 and 2.x).
 QWEN_CHATML_TOKEN_IDS = (151643, 151644, 151645)
-
-
-class OpenAIServerError(RuntimeError):
-    """The server could not be reached or refused the request; the message says why."""
 
 
 def guess_family(model: str) -> PromptFamily:
@@ -126,17 +124,18 @@ class _ToolCallBuffer:
     """Streamed tool_calls deltas of one call, accumulated by index."""
 
     name: str = ""
+    id: str = ""
     arguments: list[str] = field(default_factory=list)
 
-    def as_text(self) -> str:
-        """The call as Qwen writes it, so the agent's <tool_call> parser reads it."""
+    def as_call(self) -> FunctionCall:
+        """The call as a structure: the agent gets it as a call, never as text to re-parse.
+        Arguments that are not JSON are kept as written (the agent repairs or reports them)."""
         raw = "".join(self.arguments).strip()
         try:
-            args_json = json.dumps(json.loads(raw) if raw else {}, ensure_ascii=False)
+            args: Any = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
-            args_json = raw  # keep what the model wrote; the agent repairs or reports it
-        name = json.dumps(self.name, ensure_ascii=False)
-        return f'<tool_call>\n{{"name": {name}, "arguments": {args_json}}}\n</tool_call>'
+            args = raw
+        return FunctionCall(self.name, args, raw, self.id)
 
 
 class _Pump:
@@ -273,6 +272,7 @@ class OpenAIBackend:
             cached_tokens=state.cached_tokens,
             seconds=time.perf_counter() - start,
             error=state.error,
+            tool_calls=tuple(state.tool_calls),
         )
 
     # -- one HTTP call -----------------------------------------------------------------------
@@ -342,8 +342,8 @@ class OpenAIBackend:
 
         def flush_calls() -> Iterator[TextDelta]:
             for index in sorted(calls):
-                sep = "\n" if state.raw_tail not in ("", "\n") else ""
-                yield from push(sep + calls.pop(index).as_text())
+                state.tool_calls.append(calls.pop(index).as_call())
+            yield from ()
 
         for chunk in chunks:
             usage = getattr(chunk, "usage", None)
@@ -362,6 +362,7 @@ class OpenAIBackend:
                             yield from flush_calls()  # a new call starts: earlier ones are done
                             calls[tc.index] = _ToolCallBuffer()
                         buf = calls[tc.index]
+                        buf.id = buf.id or (tc.id or "")
                         if tc.function is not None:
                             buf.name += tc.function.name or ""
                             if tc.function.arguments:
@@ -400,7 +401,8 @@ class _StreamState:
     cached_tokens: int = 0
     connected: bool = False  # the server accepted the request and started streaming
     server_stop_word: str | None = None  # the server cut at this stop word
-    raw_tail: str = ""  # last raw character seen, to separate tool-call text from content
+    raw_tail: str = ""  # last raw character seen
+    tool_calls: list[FunctionCall] = field(default_factory=list)
 
 
 def _finish_to_reason(finish: str, stop_reason: Any, request: GenerationRequest) -> StopReason:

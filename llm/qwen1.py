@@ -24,6 +24,7 @@ from typing import Any
 
 from llm.cache import cache_dir
 from llm.chatml import CHATML_TEMPLATE
+from llm.errors import Qwen1ConversionError
 
 ProgressFn = Callable[[float | None, str], None]
 """progress(fraction_done, message): llm.loader's Progress and gradio's gr.Progress shape."""
@@ -43,10 +44,6 @@ QWEN1_PATTERN = (
 )
 TIKTOKEN_FILE = "qwen.tiktoken"
 MARKER_FILE = "qwen1_conversion.json"
-
-
-class Qwen1ConversionError(ValueError):
-    """A v1 checkpoint that cannot be converted; the message says why and what to do."""
 
 
 # --------------------------------------------------------------------------- detection

@@ -35,9 +35,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from llm.stopwords import partial_suffix
+from llm.toolcalls.hermes import ToolCallStream, split_tool_calls, to_openai
 from llm.types import (
     ChatBackend,
+    FunctionCall,
     GenerationConfig,
     GenerationEnd,
     GenerationRequest,
@@ -47,7 +48,6 @@ from llm.types import (
     TextDelta,
 )
 
-TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
 _DEFAULTS = GenerationConfig()
 
 
@@ -66,112 +66,6 @@ def error_body(message: str, status: int, param: str | None = None) -> dict[str,
         404: "not_found_error",
     }.get(status, "server_error")
     return {"error": {"message": message, "type": kind, "param": param, "code": status}}
-
-
-# -- tool calls in generated text (hermes style) ------------------------------------------
-
-
-@dataclass(frozen=True)
-class ParsedToolCall:
-    name: str
-    arguments: str  # JSON object text, as OpenAI sends it
-    id: str = ""
-
-    def to_openai(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
-
-def _parse_call(body: str) -> ParsedToolCall | None:
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        return None
-    args = data.get("arguments", data.get("parameters", {}))
-    if isinstance(args, str):  # some models double-encode; keep it if it is an object
-        try:
-            args = json.loads(args)
-        except json.JSONDecodeError:
-            return None
-    if not isinstance(args, dict):
-        return None
-    return ParsedToolCall(
-        data["name"], json.dumps(args, ensure_ascii=False), id=f"call_{secrets.token_hex(12)}"
-    )
-
-
-class ToolCallParser:
-    """Splits streamed text into content pieces and tool calls.
-
-    Text that could be the start of ``<tool_call>`` is held back, as is whitespace right
-    before a call; whitespace between and after calls is dropped. A block whose JSON does not
-    parse stays content, tags and all, so nothing the model wrote is lost.
-    """
-
-    def __init__(self) -> None:
-        self._buf = ""
-        self._in_call = False
-        self.calls: list[ParsedToolCall] = []
-
-    def push(self, text: str) -> list[str | ParsedToolCall]:
-        self._buf += text
-        out: list[str | ParsedToolCall] = []
-        while True:
-            if self._in_call:
-                end = self._buf.find(TOOL_CLOSE)
-                if end == -1:
-                    return out
-                body, self._buf = self._buf[:end], self._buf[end + len(TOOL_CLOSE) :]
-                self._in_call = False
-                out.extend(self._close(body, closed=True))
-            else:
-                start = self._buf.find(TOOL_OPEN)
-                if start == -1:
-                    keep = partial_suffix(self._buf, TOOL_OPEN)
-                    text_part = self._buf[: len(self._buf) - keep]
-                    stripped = text_part.rstrip()
-                    keep += len(text_part) - len(stripped)  # hold whitespace before a call
-                    out.extend(self._content(self._buf[: len(self._buf) - keep]))
-                    self._buf = self._buf[len(self._buf) - keep :]
-                    return out
-                out.extend(self._content(self._buf[:start].rstrip()))
-                self._buf = self._buf[start + len(TOOL_OPEN) :]
-                self._in_call = True
-
-    def finish(self) -> list[str | ParsedToolCall]:
-        """Generation ended: an unterminated call still counts if its JSON is complete."""
-        buf, self._buf = self._buf, ""
-        if self._in_call:
-            self._in_call = False
-            return self._close(buf, closed=False)
-        return self._content(buf)
-
-    def _close(self, body: str, closed: bool) -> list[str | ParsedToolCall]:
-        call = _parse_call(body.strip())
-        if call is not None:
-            self.calls.append(call)
-            return [call]
-        return self._content(TOOL_OPEN + body + (TOOL_CLOSE if closed else ""), force=True)
-
-    def _content(self, text: str, force: bool = False) -> list[str | ParsedToolCall]:
-        if not text or (self.calls and not force and not text.strip()):
-            return []
-        if self.calls and not force:
-            text = text.lstrip()
-        return [text]
-
-
-def split_tool_calls(text: str) -> tuple[str, list[ParsedToolCall]]:
-    """Whole-text version: (content, tool calls)."""
-    parser = ToolCallParser()
-    items = parser.push(text) + parser.finish()
-    content = "".join(i for i in items if isinstance(i, str))
-    return content, parser.calls
 
 
 # -- ChatML prompts for /v1/completions ----------------------------------------------------
@@ -522,7 +416,7 @@ class _Shape:
         return {"id": self.ident, "object": kind, "created": int(time.time()), "model": self.model}
 
     def whole(self, text: str, end: GenerationEnd, parse_tools: bool) -> dict[str, Any]:
-        calls: list[ParsedToolCall] = []
+        calls: list[FunctionCall] = []
         if parse_tools:
             text, calls = split_tool_calls(text)
         choice: dict[str, Any] = {
@@ -534,7 +428,7 @@ class _Shape:
         if self.chat:
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if calls:
-                message["tool_calls"] = [c.to_openai() for c in calls]
+                message["tool_calls"] = [to_openai(c) for c in calls]
             choice["message"] = message
         else:
             choice["text"] = text
@@ -586,7 +480,7 @@ async def _stream_body(
     parse_tools: bool,
     include_usage: bool,
 ) -> AsyncIterator[str]:
-    parser = ToolCallParser() if parse_tools else None
+    parser = ToolCallStream() if parse_tools else None
     end: GenerationEnd | None = None
     try:
         if shape.chat:
@@ -624,7 +518,7 @@ async def _stream_body(
 
 
 def _stream_items(
-    items: list[str | ParsedToolCall], shape: _Shape, parser: ToolCallParser | None
+    items: list[str | FunctionCall], shape: _Shape, parser: ToolCallStream | None
 ) -> Iterator[str]:
     for item in items:
         if isinstance(item, str):
@@ -635,7 +529,7 @@ def _stream_items(
         head = {"index": index, "id": item.id, "type": "function"}
         head["function"] = {"name": item.name, "arguments": ""}
         yield shape.chunk({"tool_calls": [head]})
-        args = {"index": index, "function": {"arguments": item.arguments}}
+        args = {"index": index, "function": {"arguments": to_openai(item)["function"]["arguments"]}}
         yield shape.chunk({"tool_calls": [args]})
 
 

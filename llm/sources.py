@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm.loader import LoadPlan, ModelLoadError, Progress, load_plan, plan_load
+from llm.errors import ModelLoadError
+from llm.loader import LoadPlan, Progress, load_plan, plan_load
 from llm.registry import EMBEDDED_KEY
 from llm.types import ChatBackend
 

@@ -18,8 +18,9 @@ Message = dict[str, Any]
 # ChatML control tokens: generation always stops on them, user text never encodes to them.
 CHATML_STOP_WORDS: tuple[str, ...] = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
 
-PromptFamily = Literal["qwen1", "qwen2"]
-"""qwen1: ChatML + ReAct text (Qwen-7B/14B-Chat). qwen2: chat template with <tool_call>."""
+PromptFamily = Literal["qwen1", "qwen2", "qwen3"]
+"""qwen1: ChatML + ReAct text (Qwen-7B/14B-Chat). qwen2: chat template with <tool_call>.
+qwen3: like qwen2, and the model may think in <think>...</think> before it answers."""
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,50 @@ class StopReason(str, Enum):
 
 @dataclass(frozen=True)
 class TextDelta:
-    """New visible text. Never contains any character of a stop word."""
+    """New visible text. Never contains any character of a stop word.
+
+    The one text-delta type from the model to the UI: backends leave step at 0, the agent
+    re-emits each delta with the number of the model call (step) it belongs to.
+    """
 
     text: str
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    """New reasoning text (Qwen3 <think>...</think>, a server's reasoning_content): shown in
+    the trace, never in the answer, and never sent back to the model."""
+
+    text: str
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """A tool call the model made, read from its text or given by a server as a structure.
+
+    arguments: the decoded JSON value, or the text as written when it did not decode.
+    error: the call could not be read (a message for the model); repaired: it was read from
+    a non-standard wrapping (bare JSON, <tools> tags, an unclosed block).
+    """
+
+    name: str
+    arguments: Any
+    raw: str = ""
+    id: str = ""
+    error: str | None = None
+    repaired: bool = False
 
 
 @dataclass(frozen=True)
 class GenerationEnd:
-    """Last event of every stream: the whole visible text and why it ended."""
+    """Last event of every stream: the whole visible text and why it ended.
+
+    tool_calls: calls a server returned as structures (OpenAI tool_calls); backends that
+    only produce text leave it empty and the caller parses text. thinking: the whole
+    reasoning text. notes: what the caller should know (e.g. a constraint the server refused).
+    """
 
     text: str
     reason: StopReason
@@ -65,9 +102,39 @@ class GenerationEnd:
     cached_tokens: int = 0  # prompt tokens served from a reused KV cache
     seconds: float = 0.0
     error: str | None = None
+    tool_calls: tuple[FunctionCall, ...] = ()
+    thinking: str = ""
+    constrained: bool = False  # a grammar constraint was applied to this generation
+    notes: tuple[str, ...] = ()
 
 
-LLMEvent = TextDelta | GenerationEnd
+LLMEvent = TextDelta | ThinkingDelta | GenerationEnd
+
+
+@dataclass(frozen=True)
+class TaggedSchema:
+    """One structure of a structural tag: the literal `begin`, then JSON matching `schema`,
+    then the literal `end` (the form vLLM, SGLang and xgrammar use for tool calls)."""
+
+    begin: str
+    schema: dict[str, Any]
+    end: str
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """Grammar-constrained decoding for a request.
+
+    Structural tag (tool calls): text is free until the model writes one of `triggers`; from
+    there it must complete one of `structures` whose `begin` starts with that trigger, then
+    text is free again. json_schema: the whole output must be JSON matching it (one step of
+    the reasoning chain). Backends that cannot apply it generate unconstrained and say so in
+    GenerationEnd.notes.
+    """
+
+    structures: tuple[TaggedSchema, ...] = ()
+    triggers: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +148,8 @@ class ModelInfo:
     memory_gb: float = 0.0
     supports_native_tools: bool = False
     source: str = ""  # hub id, directory or URL it came from
+    supports_constraints: bool = False  # applies GenerationRequest.constraint
+    thinking: bool = False  # a thinking model (Qwen3, QwQ): GenerationRequest.thinking applies
 
 
 @dataclass
@@ -90,6 +159,8 @@ class GenerationRequest:
     messages are rendered through the model's chat template (tools= for native function
     calling). continue_final: the last message is an unfinished assistant turn that the
     model continues (ReAct steps), so no end-of-turn token is added after it.
+    constraint: grammar-constrained decoding (ModelInfo.supports_constraints says whether the
+    backend applies it).
     """
 
     messages: list[Message]
@@ -98,6 +169,8 @@ class GenerationRequest:
     continue_final: bool = False
     config: GenerationConfig = field(default_factory=GenerationConfig)
     cancel: threading.Event = field(default_factory=threading.Event)
+    constraint: Constraint | None = None
+    thinking: bool | None = None  # enable_thinking for thinking models; None: their default
 
 
 @runtime_checkable
@@ -107,7 +180,7 @@ class ChatBackend(Protocol):
     info: ModelInfo
 
     def stream(self, request: GenerationRequest) -> Iterator[LLMEvent]:
-        """Yield TextDelta events, then exactly one GenerationEnd.
+        """Yield TextDelta (and ThinkingDelta) events, then exactly one GenerationEnd.
 
         Stop words: request.stop plus CHATML_STOP_WORDS. Errors inside generation end the
         stream with reason ERROR rather than raising, once streaming has started.

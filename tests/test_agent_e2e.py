@@ -45,7 +45,10 @@ def test_react_turn_through_the_tiny_model(tiny):
     final = events[-1]
     assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月"
     ends = of_type(events, ev.ModelCallEnd)
-    assert [(e.reason, e.stop_word) for e in ends] == [("stop_word", "Observation:"), ("eos", None)]
+    assert [(e.reason, e.end.stop_word) for e in ends] == [
+        ("stop_word", "Observation:"),
+        ("eos", None),
+    ]
     assert not of_type(events, ev.DiscardedObservation)  # the stop word kept it from being written
     assert "编造" not in "".join(e.text for e in of_type(events, ev.TextDelta))
     obs = of_type(events, ev.Observation)
@@ -111,4 +114,4 @@ def test_unforced_random_model_still_ends_with_one_terminal_event(tiny):
     events = collect(run(tiny, make_registry(), [], "hello", settings))
     assert isinstance(events[0], ev.StepStarted) and ev.is_terminal(events[-1])
     assert sum(ev.is_terminal(e) for e in events) == 1
-    assert of_type(events, ev.ModelCallEnd)[0].completion_tokens > 0
+    assert of_type(events, ev.ModelCallEnd)[0].end.completion_tokens > 0

@@ -12,11 +12,11 @@ from agent.history import assistant_tool_calls, tool_call_entry, tool_message
 from agent.prompt import (
     REACT_PROMPT,
     TemplateError,
-    arguments_text,
     react_prompt,
     render_template,
     replay_react,
 )
+from llm.toolcalls.react import arguments_text
 from tests.test_agent_support import SEED_QUESTION, seed_tools
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "react_prompt.txt"

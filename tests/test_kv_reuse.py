@@ -104,10 +104,11 @@ def _comparable(events: list) -> list:
     out: list = []
     for e in events:
         if isinstance(e, ev.TextDelta) and out and isinstance(out[-1], ev.TextDelta):
-            out[-1] = ev.TextDelta(e.step, out[-1].text + e.text)
+            out[-1] = ev.TextDelta(out[-1].text + e.text, e.step)
             continue
         if isinstance(e, ev.ModelCallEnd):
-            e = dataclasses.replace(e, seconds=0.0, cached_tokens=0)
+            end = dataclasses.replace(e.end, seconds=0.0, cached_tokens=0)
+            e = dataclasses.replace(e, end=end)
         elif isinstance(e, ev.Observation):
             e = dataclasses.replace(e, seconds=0.0)
         out.append(e)
@@ -139,9 +140,9 @@ def test_three_step_react_turn_is_identical_with_and_without_reuse(tiny):
     with_reuse, without = _episode(reused), _episode(fresh)
     assert isinstance(with_reuse[-1], ev.FinalAnswer)
     assert _comparable(with_reuse) == _comparable(without)
-    ends = [e for e in with_reuse if isinstance(e, ev.ModelCallEnd)]
-    assert [e.reason for e in ends] == ["stop_word", "stop_word", "eos"]
-    assert [e.cached_tokens for e in without if isinstance(e, ev.ModelCallEnd)] == [0, 0, 0]
+    ends = [e.end for e in with_reuse if isinstance(e, ev.ModelCallEnd)]
+    assert [e.reason.value for e in ends] == ["stop_word", "stop_word", "eos"]
+    assert [e.end.cached_tokens for e in without if isinstance(e, ev.ModelCallEnd)] == [0, 0, 0]
     # each step reuses at least the whole previous prompt: only the new text is prefilled
     assert ends[0].cached_tokens == 0
     for before, after in zip(ends, ends[1:], strict=False):

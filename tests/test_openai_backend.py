@@ -199,7 +199,7 @@ def test_continue_final_goes_through_completions_as_chatml(served):
     assert scripted.render(got) == backend.render(request)  # the server saw our exact prompt
 
 
-def test_native_parallel_tool_calls_come_back_as_tool_call_text(served):
+def test_native_parallel_tool_calls_come_back_as_calls_not_text(served):
     text = (
         "Let me look both up.\n"
         '<tool_call>\n{"name": "weather", "arguments": {"city": "北京"}}\n</tool_call>\n'
@@ -214,7 +214,12 @@ def test_native_parallel_tool_calls_come_back_as_tool_call_text(served):
     assert backend.info.supports_native_tools
     end = drain(backend.stream(GenerationRequest(USER, tools=tools)))
     assert scripted.requests[-1].tools == tools
-    assert end.text == text  # the server parsed tool_calls; the backend wrote them back
+    # the server parsed tool_calls; the backend hands them on as structures, not text
+    assert end.text == "Let me look both up."
+    assert [(c.name, c.arguments) for c in end.tool_calls] == [
+        ("weather", {"city": "北京"}),
+        ("clock", {}),
+    ]
 
 
 def test_http_500_from_a_failing_model(served):
@@ -434,7 +439,7 @@ def test_http_500_raw_body_message(raw_server):
     assert end.error == f"The model server at {server.url} answered HTTP 500: engine dead."
 
 
-def test_streamed_tool_call_deltas_become_text(raw_server):
+def test_streamed_tool_call_deltas_become_calls(raw_server):
     def tc(index, id_=None, name=None, args=None):
         fn = {k: v for k, v in (("name", name), ("arguments", args)) if v is not None}
         call = {"index": index, "function": fn, **({"id": id_, "type": "function"} if id_ else {})}
@@ -453,11 +458,11 @@ def test_streamed_tool_call_deltas_become_text(raw_server):
     server = raw_server(handler)
     end = drain(OpenAIBackend(server.url, "", "m").stream(GenerationRequest(USER)))
     assert end.reason is StopReason.EOS
-    assert end.text == (
-        "Checking.\n"
-        '<tool_call>\n{"name": "weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
-        '<tool_call>\n{"name": "clock", "arguments": {}}\n</tool_call>'
-    )
+    assert end.text == "Checking."
+    assert [(c.id, c.name, c.arguments) for c in end.tool_calls] == [
+        ("call_a", "weather", {"city": "Paris"}),
+        ("call_b", "clock", {}),
+    ]
 
 
 # -- concurrency ---------------------------------------------------------------------------
@@ -551,7 +556,7 @@ def test_full_react_turn_through_the_agent(served):
     assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "6 times 7 is 42."
     ends = [e for e in events if isinstance(e, ev.ModelCallEnd)]
     assert [e.reason for e in ends] == ["stop_word", "eos"]
-    assert ends[0].stop_word == "Observation:"
+    assert ends[0].end.stop_word == "Observation:"
     streamed = "".join(e.text for e in events if isinstance(e, ev.TextDelta) and e.step == 1)
     assert "Observation" not in streamed and "41" not in streamed
     # step 2 continued the assistant turn over /v1/completions, with the real observation

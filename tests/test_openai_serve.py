@@ -17,13 +17,7 @@ import pytest
 from llm.chatml import render_chatml
 from llm.openai_backend import OpenAIBackend, OpenAIServerError, list_models
 from llm.scripted import ScriptedBackend
-from llm.serve import (
-    ServerThread,
-    ToolCallParser,
-    chatml_to_messages,
-    create_app,
-    split_tool_calls,
-)
+from llm.serve import ServerThread, chatml_to_messages, create_app
 from llm.types import GenerationRequest, drain
 
 USER = [{"role": "user", "content": "What is 6 times 7?"}]
@@ -238,43 +232,6 @@ def test_api_key_required(serve):
         good.chat.completions.create(model="scripted", messages=USER).choices[0].message.content
         == "hi"
     )
-
-
-# -- parsers -------------------------------------------------------------------------------
-
-CALL = '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
-
-
-@pytest.mark.parametrize(
-    ("text", "content", "names"),
-    [
-        ("plain text", "plain text", []),
-        (CALL, "", ["f"]),
-        ("Sure.\n" + CALL, "Sure.", ["f"]),
-        (CALL + "\n" + CALL, "", ["f", "f"]),
-        ("<tool_call>\nnot json\n</tool_call>", "<tool_call>\nnot json\n</tool_call>", []),
-        ('<tool_call>\n{"name": "f", "arguments": {}}', "", ["f"]),  # unterminated at EOS
-        ("<tool_call>\n{broken", "<tool_call>\n{broken", []),
-        ('<tool_call>{"name": "f", "arguments": "{\\"a\\": 2}"}</tool_call>', "", ["f"]),
-        ("a < b and <tool_ but no call", "a < b and <tool_ but no call", []),
-    ],
-)
-def test_split_tool_calls(text, content, names):
-    got_content, calls = split_tool_calls(text)
-    assert got_content == content
-    assert [c.name for c in calls] == names
-
-
-@pytest.mark.parametrize("size", [1, 2, 3, 7])
-def test_tool_call_parser_is_chunking_independent(size):
-    text = "Hi there.\n" + CALL + "\n" + CALL.replace('"a": 1', '"b": [1, 2]')
-    parser = ToolCallParser()
-    items = []
-    for i in range(0, len(text), size):
-        items += parser.push(text[i : i + size])
-    items += parser.finish()
-    assert "".join(i for i in items if isinstance(i, str)) == "Hi there."
-    assert [json.loads(c.arguments) for c in parser.calls] == [{"a": 1}, {"b": [1, 2]}]
 
 
 SYS = {"role": "system", "content": "S"}

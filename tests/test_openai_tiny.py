@@ -104,7 +104,7 @@ def test_react_turn_over_http_on_the_tiny_model(tiny, served):
     assert events[-1].text == "42"
     assert [o.text for o in events if isinstance(o, ev.Observation)] == ["42"]
     ends = [e for e in events if isinstance(e, ev.ModelCallEnd)]
-    assert ends[0].reason == StopReason.STOP_WORD.value and ends[0].stop_word == "Observation:"
+    assert ends[0].reason == StopReason.STOP_WORD.value and ends[0].end.stop_word == "Observation:"
     assert ends[1].reason == StopReason.EOS.value
     # the second call continued the assistant turn: the model saw the real observation
     assert hook.requests[1].continue_final

@@ -66,7 +66,7 @@ def test_rejected_answer_card_sits_in_its_step_and_shows_the_answer():
 
 
 def test_render_event_ignores_deltas():
-    assert render_event(TextDelta(1, "x")) is None
+    assert render_event(TextDelta("x", 1)) is None
 
 
 def test_observation_badges_tell_tool_from_agent():
@@ -112,7 +112,7 @@ def test_trace_nests_steps_and_closes_them():
 def test_trace_is_live_while_running():
     sess = ChatSession(lang="en")
     turn = sess.begin("q", "m")
-    turn.events += [StepStarted(1), TextDelta(1, "Thought: hm"), TextDelta(1, "m")]
+    turn.events += [StepStarted(1), TextDelta("Thought: hm", 1), TextDelta("m", 1)]
     trace = trace_messages(turn, 1, "en")
     assert trace[-1]["metadata"]["status"] == "pending"
     assert "Thought: hmm" in trace[-1]["content"]

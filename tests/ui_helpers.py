@@ -14,6 +14,7 @@ from agent.events import (
     Thought,
     ToolCall,
 )
+from llm.types import GenerationEnd, StopReason
 
 TOOL_TURN_MESSAGES = (
     {"role": "user", "content": "What is 3*7?"},
@@ -37,16 +38,16 @@ def tool_turn_events() -> list:
     """One turn: a tool step (with a model-written Observation discarded), then an answer."""
     return [
         StepStarted(1, prompt="<|im_start|>system ..."),
-        TextDelta(1, "Thought: I should use the calculator.\n"),
-        TextDelta(1, 'Action: calculator\nAction Input: {"expression": "3*7"}'),
-        ModelCallEnd(1, "stop_word", "Observation:", 120, 24, 0, 0.25),
+        TextDelta(step=1, text="Thought: I should use the calculator.\n"),
+        TextDelta(step=1, text='Action: calculator\nAction Input: {"expression": "3*7"}'),
+        ModelCallEnd(1, GenerationEnd("", StopReason.STOP_WORD, "Observation:", 120, 24, 0, 0.25)),
         Thought(1, "I should use the calculator."),
         ToolCall(1, "c1", "calculator", {"expression": "3*7"}, '{"expression": "3*7"}'),
         DiscardedObservation(1, "42 (made up)"),
         Observation(1, "c1", "calculator", "21", 0.004, True),
         StepStarted(2),
-        TextDelta(2, "Thought: I now know the final answer\nFinal Answer: 3*7 = 21"),
-        ModelCallEnd(2, "eos", None, 160, 15, 120, 0.1),
+        TextDelta(step=2, text="Thought: I now know the final answer\nFinal Answer: 3*7 = 21"),
+        ModelCallEnd(2, GenerationEnd("", StopReason.EOS, None, 160, 15, 120, 0.1)),
         Thought(2, "I now know the final answer"),
         FinalAnswer("3*7 = 21", 2, TOOL_TURN_MESSAGES),
     ]

@@ -86,10 +86,11 @@ def _trace_lines(events: list) -> list[str]:
         elif isinstance(e, StepError):
             out += [f"**Step error:** {e.message}", ""]
         elif isinstance(e, ModelCallEnd):
-            word = f" at {e.stop_word!r}" if e.stop_word else ""
+            end = e.end
+            word = f" at {end.stop_word!r}" if end.stop_word else ""
             out += [
-                f"_model call: {e.reason}{word}, {e.prompt_tokens} prompt / "
-                f"{e.completion_tokens} new tokens, {e.seconds:.2f} s_",
+                f"_model call: {e.reason}{word}, {end.prompt_tokens} prompt / "
+                f"{end.completion_tokens} new tokens, {end.seconds:.2f} s_",
                 "",
             ]
     return out

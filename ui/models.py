@@ -75,7 +75,7 @@ class LocalModels:
 
     def load(self, source: str, progress: Progress | None = None, **options: Any) -> ModelInfo:
         """Load synchronously; errors propagate (ModelLoadError, ModelBusyError)."""
-        from llm.manager import ModelBusyError
+        from llm.errors import ModelBusyError
 
         with self._lock:
             if self.state.loading is not None and self._thread is not threading.current_thread():

@@ -74,15 +74,16 @@ def _msg(content: str, **metadata: Any) -> ChatMsg:
 
 
 def tokens_log(event: ModelCallEnd, lang: str) -> str:
-    word = f" {event.stop_word!r}" if event.stop_word else ""
-    cached = t("cached_log", lang, n=event.cached_tokens) if event.cached_tokens else ""
+    end = event.end
+    word = f" {end.stop_word!r}" if end.stop_word else ""
+    cached = t("cached_log", lang, n=end.cached_tokens) if end.cached_tokens else ""
     return t(
         "tokens_log",
         lang,
         reason=event.reason,
         word=word,
-        prompt=event.prompt_tokens,
-        completion=event.completion_tokens,
+        prompt=end.prompt_tokens,
+        completion=end.completion_tokens,
         cached=cached,
     )
 
@@ -180,7 +181,7 @@ def trace_messages(turn: Turn, turn_no: int, lang: str = "en") -> list[ChatMsg]:
             card = steps.get(event.step)
             if card is not None:
                 card["metadata"].update(
-                    status="done", duration=round(event.seconds, 3), log=tokens_log(event, lang)
+                    status="done", duration=round(event.end.seconds, 3), log=tokens_log(event, lang)
                 )
             continue
         msg = render_event(event, lang, turn_no)
