@@ -182,12 +182,21 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
 
 
 def build_tools(args: argparse.Namespace) -> tuple[Any, list[str]]:
-    """The tool registry plus plugin errors to show (a bad plugin never stops the app)."""
-    from tools.builtin import default_registry, python_tool_allowed
+    """The tool registry plus notices to show: plugin errors, or why the python tool is left
+    out (neither stops the app)."""
+    from tools.builtin import default_registry, python_tool_allowed, sandbox_problem
 
     enable = python_tool_allowed(args.share, args.on_space, args.python)
-    registry = default_registry(db_path=args.db_path, language=args.lang, enable_python=enable)
     errors: list[str] = []
+    problem = sandbox_problem() if enable else None
+    if problem:  # never run code outside the sandbox: leave the tool out and say why
+        errors.append(f"python tool unavailable: {problem}")
+    registry = default_registry(
+        db_path=args.db_path,
+        language=args.lang,
+        enable_python=enable and not problem,
+        warm_python=True,
+    )
     if args.tools_dir:
         from tools.plugins import load_plugins
 
@@ -223,7 +232,7 @@ def main(argv: Sequence[str] | None = None, block: bool = True) -> Any:
 
     tools, plugin_errors = build_tools(args)
     for err in plugin_errors:
-        print(f"tool plugin: {err}", file=sys.stderr)
+        print(f"tools: {err}", file=sys.stderr)
     models = build_models(args)
     config = AppConfig(
         lang=args.lang,

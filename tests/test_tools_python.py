@@ -1,34 +1,59 @@
-"""The python tool: a separate, limited process; no network, no app files, no app secrets."""
+"""The python tool: Pyodide under Deno with no permission but reading the Pyodide files.
+
+Each escape that broke the old audit-hook sandbox (issue 16) is a test here, written so that
+it succeeds against a normal CPython child; plus bombs, loops, leftovers between calls and
+attacks on the pipe between the app and the sandbox.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tools.builtin import default_registry
+from tools.builtin.pyodide_worker import PyodideWorker
 from tools.builtin.python_sandbox import (
     PythonLimits,
-    format_result,
+    PythonSandbox,
     make_python_tool,
-    network_isolation_prefix,
     python_tool_allowed,
-    run_python,
     running_on_space,
 )
+from tools.builtin.sandbox_process import verified
+from tools.builtin.wasm_runtime import SandboxUnavailable, find_deno, find_runtime
 from tools.registry import ToolRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = PythonLimits(wall_seconds=8, cpu_seconds=3, memory_mb=512)
+FAST = PythonLimits(wall_seconds=8, memory_mb=256)
+ON_LINUX = sys.platform.startswith("linux")
 
 
 @pytest.fixture(scope="module")
-def reg() -> ToolRegistry:
-    return ToolRegistry([make_python_tool(FAST)])
+def box() -> PythonSandbox:
+    find_deno()  # requirements.txt installs deno: its absence is a failure, not a skip
+    try:
+        find_runtime()
+    except SandboxUnavailable as e:  # pyodide is fetched on first use: no network here
+        pytest.skip(str(e))
+    sandbox = PythonSandbox(FAST, PyodideWorker(FAST.memory_mb, ack_timeout=3.0))
+    yield sandbox
+    sandbox.close()
+
+
+@pytest.fixture(scope="module")
+def reg(box) -> ToolRegistry:
+    return ToolRegistry([make_python_tool(sandbox=box)])
 
 
 def _call(reg: ToolRegistry, code: str) -> str:
@@ -37,8 +62,52 @@ def _call(reg: ToolRegistry, code: str) -> str:
     return res.text
 
 
+def _probes(reg: ToolRegistry, *attempts: str) -> list[str]:
+    """Run several one-line attempts in one call; one line each: OK <repr> or <Exception>."""
+    code = "import js, os, socket, sys\n"
+    for attempt in attempts:
+        code += (
+            f"try:\n    r = {attempt}\n    print('OK', repr(r)[:300])\n"
+            "except BaseException as e:\n    print(type(e).__name__, str(e)[:300])\n"
+        )
+    lines = _call(reg, code).splitlines()
+    assert len(lines) == len(attempts), lines
+    return lines
+
+
 def _still_works(reg: ToolRegistry) -> None:
     assert _call(reg, "6 * 7") == "42"
+
+
+def _children() -> list[psutil.Process]:
+    return psutil.Process().children(recursive=True)
+
+
+def _only_the_sandbox_runs(box: PythonSandbox) -> None:
+    """The test process's only descendant is the sandbox's Deno process (no leftovers)."""
+    pids = [p.pid for p in _children() if p.status() != psutil.STATUS_ZOMBIE]
+    assert pids == [box.worker.pid]
+
+
+@pytest.fixture
+def secret_file(tmp_path) -> tuple[Path, str]:
+    """A host file the code must not see: 4321 bytes of which the first 32 are random."""
+    token = secrets.token_hex(16)
+    path = tmp_path / "secret.txt"
+    path.write_text(token + "x" * (4321 - len(token)))
+    return path, token
+
+
+@pytest.fixture
+def victim():
+    """A process of ours that the code must not be able to signal."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+# ---- behaviour for users ----
 
 
 def test_stdout_and_last_expression_like_a_repl(reg):
@@ -51,60 +120,243 @@ def test_stdout_and_last_expression_like_a_repl(reg):
 
 def test_errors_show_the_users_traceback_only(reg):
     out = _call(reg, "def f():\n    return 1 / 0\nf()")
-    assert "ZeroDivisionError: division by zero" in out
-    assert 'File "<code>", line 2, in f' in out
-    assert "sandbox" not in out.split("ZeroDivisionError")[0]
+    assert out.startswith("Traceback (most recent call last):\n")
+    assert 'File "<code>", line 2, in f' in out and "ZeroDivisionError: division by zero" in out
+    assert "_qwen_run" not in out and "pyodide" not in out and "<exec>" not in out
     assert "SyntaxError" in _call(reg, "def f(:")
-    assert "exited with status 3" in _call(reg, "import sys; sys.exit(3)")
+    assert _call(reg, "import sys; sys.exit(3)") == "Error: the code exited with status 3."
+    assert "EOFError" in _call(reg, "input('name? ')")
 
 
-def test_each_call_is_fresh_and_works_in_its_own_temp_dir(reg):
-    out = _call(reg, "import os; open('data.txt', 'w').write('hi'); print(os.getcwd())")
-    workdir = out.strip()
-    assert "qwen-demo-py-" in workdir and not Path(workdir).exists()  # deleted afterwards
-    assert "NameError" in _call(reg, "x")  # no state from earlier calls
+def test_standard_library_only_and_nothing_is_fetched(reg):
+    code = (
+        "import json, re, sqlite3, zoneinfo\n"
+        "import pyodide_js\n"
+        "try:\n"
+        "    await pyodide_js.loadPackage('numpy')\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__)\n"
+        "import numpy\n"
+    )
+    assert _call(reg, code).endswith("ModuleNotFoundError: No module named 'numpy'")
+
+
+def test_each_call_gets_a_fresh_interpreter(reg):
+    setup = (
+        "import builtins, sys, js\n"
+        "x = 41\n"
+        "sys.modules['planted'] = sys\n"
+        "builtins.print = lambda *a, **k: None\n"
+        "js.globalThis.planted = 'from the first call'\n"
+        "open('data.txt', 'w').write('hi')\n"
+    )
+    assert _call(reg, setup) == "(the code ran successfully and printed nothing)"
+    assert "NameError: name 'x' is not defined" in _call(reg, "x")
+    assert _call(reg, "import sys; 'planted' in sys.modules") == "False"
+    assert _call(reg, "print('printing works')") == "printing works"
+    assert _call(reg, "import js; hasattr(js.globalThis, 'planted')") == "False"
     assert "FileNotFoundError" in _call(reg, "open('data.txt').read()")
 
 
-def test_wall_clock_timeout_kills_the_process(reg):
-    start = time.perf_counter()
-    limits = PythonLimits(wall_seconds=2)
-    r = run_python("import time\nprint('start', flush=True)\ntime.sleep(60)", limits)
-    assert r.timed_out and time.perf_counter() - start < limits.wall_seconds + 5
-    assert "longer than 2 s" in format_result(r, limits)
-    assert r.stdout.startswith("start")
+def test_output_is_truncated(box, reg):
+    r = box.run("print('x' * 100_000)")
+    assert r.truncated and r.stdout.startswith("x" * FAST.max_output_bytes)
+    assert r.stdout.endswith(f"[output truncated: {100_001 - FAST.max_output_bytes} more bytes]")
     _still_works(reg)
 
 
-def test_cpu_limit_stops_a_busy_loop(reg):
-    limits = PythonLimits(wall_seconds=30, cpu_seconds=1)
-    start = time.perf_counter()
-    r = run_python("while True:\n    pass", limits)
-    assert time.perf_counter() - start < 20
-    assert not r.timed_out and r.signal_name in ("SIGXCPU", "SIGKILL")
-    assert "CPU limit of 1 s" in format_result(r, limits)
+def test_description_says_what_the_sandbox_allows(reg, tmp_path):
+    desc = reg.get("python").description
+    assert "Python standard library only, runs in a WebAssembly sandbox: no files, no network" in (
+        desc
+    )
+    builtins_reg = default_registry(db_path=tmp_path / "e.sqlite")
+    assert builtins_reg.names() == ["calculator", "employee_db", "clock", "python"]
+    assert builtins_reg.get("python").name_for_human == "Python Interpreter"
+    assert builtins_reg.get("python").timeout > PythonLimits().wall_seconds
+    assert "python" not in default_registry(db_path=tmp_path / "e.sqlite", enable_python=False)
+    too_long = PythonSandbox(PythonLimits(max_code_chars=100)).run("1" * 200)
+    assert too_long.stderr == "code is too long (limit 100 characters)"
+
+
+# ---- the escapes from issue 16, each written to work against a plain CPython child ----
+
+
+def test_escape_dir_fd_reads_and_writes_nothing_on_the_host(box, reg, tmp_path, secret_file):
+    """openat() relative to a directory fd outside the work dir, through a symlink that
+    makes the path look like it stays inside (it fooled the old hook's path check)."""
+    secret, token = secret_file
+    env_victim = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        env={**os.environ, "OPENAI_API_KEY": "sk-" + token},
+    )
+    pwned = tmp_path / "pwned.txt"
+    prelude = (
+        "import os\n"
+        "base = os.path.dirname(os.__file__)\n"
+        "depth = len([p for p in base.split('/') if p])\n"
+        "deep = '/'.join(f'd{i}' for i in range(depth + 2))\n"
+        "os.makedirs(deep, exist_ok=True)\n"
+        "if not os.path.islink('json'):\n"
+        "    os.symlink(deep, 'json')\n"
+        "fd = os.open(base, os.O_RDONLY)\n"
+        "def outside(path):\n"
+        "    return 'json/' + '../' * (depth + 1) + path.lstrip('/')\n"
+    )
+    try:
+        read = prelude + (
+            f"for target in ({str(secret)!r}, '/proc/{env_victim.pid}/environ'):\n"
+            "    try:\n"
+            "        f = os.open(outside(target), os.O_RDONLY, dir_fd=fd)\n"
+            "        print(os.read(f, 100000))\n"
+            "    except Exception as e:\n"
+            "        print(type(e).__name__)\n"
+        )
+        out = _call(reg, read)
+        assert token not in out and "OPENAI_API_KEY" not in out
+        write = prelude + (
+            f"f = os.open(outside({str(pwned)!r}), os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)\n"
+            "os.write(f, b'pwned')\n"
+        )
+        _call(reg, write)
+        assert not pwned.exists()
+    finally:
+        env_victim.kill()
+        env_victim.wait()
+    _only_the_sandbox_runs(box)
+
+
+def test_escape_subinterpreter_has_no_host_either(box, secret_file):
+    secret, token = secret_file
+    code = f'import _testcapi\n_testcapi.run_in_subinterp("print(open({str(secret)!r}).read())")'
+    slow = PythonSandbox(replace(FAST, wall_seconds=60), box.worker)  # a second Python start-up
+    out = slow.python(code)
+    assert token not in out and "FileNotFoundError" in out
+
+
+def test_escape_posixsubprocess_under_another_name_starts_nothing(box, reg, tmp_path):
+    marker = tmp_path / "ran.txt"
+    orphan = f"{secrets.randbelow(10_000) + 300}.{secrets.randbelow(1000)}"
+    cmd = f"echo ran > {marker}; (sleep {orphan} &)"
+    code = (
+        "import importlib.machinery, importlib.util, os\n"
+        "d = os.path.join(os.path.dirname(os.__file__), 'lib-dynload')\n"
+        "so = [f for f in os.listdir(d) if f.startswith('_posixsubprocess')][0]\n"
+        "name = 'innocent._posixsubprocess'\n"
+        "loader = importlib.machinery.ExtensionFileLoader(name, os.path.join(d, so))\n"
+        "m = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))\n"
+        "r, w = os.pipe()\n"
+        f"argv = [b'/bin/sh', b'-c', {cmd.encode()!r}]\n"
+        "m.fork_exec(argv, [b'/bin/sh'], True, (w,), None, None, -1, -1, -1, -1, -1, -1,\n"
+        "            r, w, True, True, -1, None, None, None, -1, None, False)\n"
+        "os.close(w)\n"
+        "os.read(r, 100)\n"
+    )
+    out = _call(reg, code)
+    time.sleep(0.5)
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if orphan in (p.info["cmdline"] or [])]
+    for p in leftovers:
+        p.kill()
+    assert not marker.exists() and leftovers == []
+    assert "Error" in out
+    _only_the_sandbox_runs(box)
+
+
+def test_escape_pidfd_signal_cannot_reach_host_processes(box, reg, victim):
+    sandbox_pid = box.worker.pid
+    code = (
+        "import os, signal\n"
+        f"for pid in ({victim.pid}, os.getppid()):\n"
+        "    for kill in (lambda: signal.pidfd_send_signal(os.pidfd_open(pid), signal.SIGKILL),\n"
+        "                 lambda: os.kill(pid, signal.SIGKILL)):\n"
+        "        try:\n"
+        "            kill()\n"
+        "            print('sent')\n"
+        "        except Exception as e:\n"
+        "            print(type(e).__name__)\n"
+    )
+    out = _call(reg, code)
+    assert "sent" not in out and len(out.splitlines()) == 4
+    time.sleep(0.3)
+    assert victim.poll() is None  # still alive
+    assert box.worker.pid == sandbox_pid  # and so is the sandbox process itself
     _still_works(reg)
 
 
-def test_memory_limit(reg):
-    out = _call(reg, "x = bytearray(2 * 1024 ** 3)\nlen(x)")
-    assert "MemoryError" in out
-    _still_works(reg)
+def test_escape_stat_and_listdir_see_no_host_files(reg, tmp_path, secret_file):
+    secret, _ = secret_file
+    lines = _probes(
+        reg,
+        f"os.stat({str(secret)!r}).st_size",
+        f"os.listdir({str(tmp_path)!r})",
+        f"os.listdir({str(ROOT)!r})",
+    )
+    assert all(line.startswith("FileNotFoundError") for line in lines), lines
+    assert "4321" not in lines[0] and "secret.txt" not in lines[1] and "conftest" not in lines[2]
 
 
-def test_output_is_truncated(reg):
-    r = run_python("print('x' * 100_000)", FAST)
-    assert r.truncated and len(r.stdout) < FAST.max_output_bytes + 200
-    assert "output truncated" in r.stdout
-    _still_works(reg)
+# ---- host access through the JavaScript side: Deno's permissions refuse it ----
+
+
+def test_no_host_files_through_python_or_javascript(reg, tmp_path, secret_file):
+    secret, token = secret_file
+    conftest = ROOT / "tests" / "conftest.py"
+    assert "HF_HUB_OFFLINE" in conftest.read_text()
+    pwned = tmp_path / "pwned.txt"
+    lines = _probes(
+        reg,
+        f"open({str(conftest)!r}).read()",
+        f"open({str(pwned)!r}, 'w').write('x') and open({str(pwned)!r}).read()",
+        f"js.Deno.readTextFileSync({str(secret)!r})",
+        "js.Deno.readTextFileSync('/etc/passwd')",
+        f"js.Deno.writeTextFileSync({str(pwned)!r}, 'x')",
+        "js.Deno.readDirSync('/')",
+        f"(await js.eval('import(\"node:fs\")')).readFileSync({str(secret)!r})",
+        f"js.Deno.openSync({str(secret)!r})",
+    )
+    assert lines[0].startswith("FileNotFoundError") and "HF_HUB_OFFLINE" not in lines[0]
+    assert lines[1].startswith("FileNotFoundError")  # the folder does not exist in there
+    assert all(line.startswith("JsException NotCapable") for line in lines[2:]), lines
+    assert token not in "".join(lines) and not pwned.exists()
+
+
+def test_parent_environment_is_not_reachable(reg, monkeypatch):
+    monkeypatch.setenv("QWEN_DEMO_TEST_SECRET", "hunter2-secret")
+    lines = _probes(
+        reg,
+        "sorted(os.environ)",
+        "js.Deno.env.get('QWEN_DEMO_TEST_SECRET')",
+        "js.Deno.env.toObject()",
+        "js.Deno.readTextFileSync('/proc/self/environ')",
+        f"js.Deno.readTextFileSync('/proc/{os.getpid()}/environ')",
+    )
+    assert lines[0].startswith("OK ['HOME', 'LANG'") and "QWEN_DEMO" not in lines[0]
+    assert all(line.startswith("JsException NotCapable") for line in lines[1:]), lines
+    assert "hunter2" not in "".join(lines)
+
+
+def test_no_subprocesses_ffi_or_system_information(box, reg):
+    lines = _probes(
+        reg,
+        "__import__('subprocess').run(['/usr/bin/id'])",
+        "os.system('id')",
+        "js.Deno.Command.new('/usr/bin/id').outputSync()",
+        'js.Deno.Command.new(\'/bin/sh\', js.JSON.parse(\'{"args": ["-c", "id"]}\')).spawn()',
+        "js.Deno.hostname()",
+        "js.Deno.osRelease()",
+        "js.Deno.dlopen('libc.so.6', js.Object.new())",
+    )
+    assert lines[0].startswith(("OSError", "RuntimeError"))
+    assert lines[1] == "OSError [Errno 38] the sandbox cannot start processes"
+    assert all(line.startswith("JsException NotCapable") for line in lines[2:6]), lines
+    assert lines[6].startswith(("JsException NotCapable", "TypeError")), lines[6]
+    assert "uid=" not in "".join(lines)
+    _only_the_sandbox_runs(box)
 
 
 @pytest.fixture
 def listening_port():
-    """A port listening in the test process; yields (port, accepted-connections list).
-
-    The list is filled on teardown-free demand: a connection that reached the backlog is
-    accepted by `drain()` without blocking for long."""
+    """A port listening in the test process; drain() returns connections that reached it."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen(5)
@@ -122,96 +374,208 @@ def listening_port():
 
 def test_no_network_to_a_port_the_test_opened(reg, listening_port):
     port, drain = listening_port
-    code = (
-        "import socket\n"
-        "s = socket.socket()\n"
-        "s.settimeout(3)\n"
-        f"s.connect(('127.0.0.1', {port}))\n"
-        "print('CONNECTED')"
+    lines = _probes(
+        reg,
+        f"socket.create_connection(('127.0.0.1', {port}), timeout=3)",
+        f"__import__('urllib.request').request.urlopen('http://127.0.0.1:{port}/', timeout=3)",
+        f"await js.fetch('http://127.0.0.1:{port}/')",
+        f"await js.eval('import(\"http://127.0.0.1:{port}/x.js\")')",
+        "await js.fetch('https://registry.npmjs.org/')",
+        f"await js.Deno.connect(js.JSON.parse('{{\"port\": {port}}}'))",
     )
-    out = _call(reg, code)
-    assert "CONNECTED" not in out and "sandbox: socket" in out
-    out = _call(reg, f"import urllib.request\nurllib.request.urlopen('http://127.0.0.1:{port}/')")
-    assert "Error" in out or "PermissionError" in out
-    assert drain() == []
-    _still_works(reg)
-
-
-def test_network_namespace_alone_blocks_the_port(listening_port):
-    """The namespace layer on its own (no audit hook): the port is unreachable."""
-    prefix = network_isolation_prefix()
-    if not prefix:
-        pytest.skip("unshare cannot create a network namespace here; only the audit hook applies")
-    port, drain = listening_port
-    code = f"import socket; s = socket.socket(); s.settimeout(3); s.connect(('127.0.0.1', {port}))"
-    proc = subprocess.run(
-        [*prefix, sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=30
-    )
-    assert proc.returncode != 0
-    assert "Connection refused" in proc.stderr or "unreachable" in proc.stderr
+    assert not any(line.startswith("OK") for line in lines), lines
+    assert lines[2].startswith("JsException NotCapable") and "net access" in lines[2]
+    assert lines[4].startswith("JsException NotCapable")
     assert drain() == []
 
 
-def test_cannot_read_app_files_or_list_the_project(reg):
-    conftest = ROOT / "tests" / "conftest.py"
-    assert conftest.exists()
-    out = _call(reg, f"open({str(conftest)!r}).read()")
-    assert "PermissionError" in out and "not allowed" in out and "ONE_TORCH" not in out
-    out = _call(reg, f"from pathlib import Path\nPath({str(conftest)!r}).read_bytes()")
-    assert "PermissionError" in out
-    out = _call(reg, f"import os\nos.listdir({str(ROOT)!r})")
-    assert "PermissionError" in out and "conftest" not in out
-    out = _call(reg, "open('/etc/passwd').read()")
-    assert "PermissionError" in out and "root:" not in out
-    out = _call(reg, f"open({str(ROOT / 'pwned.txt')!r}, 'w').write('x')")
-    assert "PermissionError" in out and not (ROOT / "pwned.txt").exists()
-    out = _call(reg, "import os; os.symlink('/etc/passwd', 'p'); open('p').read()")
-    assert "PermissionError" in out and "root:" not in out
-    _still_works(reg)
+# ---- bombs and loops: limits enforced from outside ----
 
 
-def test_parent_secrets_are_not_in_the_child(reg, monkeypatch):
-    monkeypatch.setenv("QWEN_DEMO_TEST_SECRET", "hunter2-secret")
+def test_fork_and_thread_bombs_start_nothing(box, reg):
+    out = _call(reg, "import os\nwhile True:\n    os.fork()")
+    assert "Error" in out
     out = _call(
-        reg, "import os\nprint(sorted(os.environ))\nprint(os.environ.get('QWEN_DEMO_TEST_SECRET'))"
+        reg,
+        "import threading, time\n"
+        "for _ in range(10_000):\n"
+        "    threading.Thread(target=time.sleep, args=(60,)).start()",
     )
-    assert "hunter2" not in out and "QWEN_DEMO_TEST_SECRET" not in out
-    out = _call(reg, "import os\nopen(f'/proc/{os.getppid()}/environ').read()")
-    assert "hunter2" not in out and "PermissionError" in out
+    assert "RuntimeError" in out
+    out = _call(reg, "import multiprocessing\nmultiprocessing.Process(target=print).start()")
+    assert "Error" in out
+    spin = "js.Worker.new('data:text/javascript,for(;;){}')"
+    _call(reg, f"import js\nfor _ in range(20):\n    {spin}")
+    _only_the_sandbox_runs(box)
     _still_works(reg)
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "import subprocess; subprocess.run(['id'])",
-        "import os; os.system('id')",
-        "import os; os.fork()",
-        "import os; os.execv('/bin/sh', ['sh'])",
-        "import os, signal; os.kill(os.getppid(), signal.SIGTERM)",
-        "import ctypes; ctypes.CDLL('libc.so.6')",
-        "import resource; resource.setrlimit(resource.RLIMIT_CPU, (100, 100))",
-        "import gc; gc.get_objects()",
-    ],
-)
-def test_processes_signals_ctypes_and_limits_are_refused(reg, code):
+def test_infinite_loop_stops_at_the_wall_clock_limit(box, reg):
+    pid = box.worker.pid
+    short = PythonSandbox(replace(FAST, wall_seconds=2), box.worker)
+    r = short.run("print('start', flush=True)\nwhile True:\n    pass")
+    assert r.timed_out and 2 <= r.seconds < 4 and r.stdout.startswith("start")
+    assert short.python("import time\ntime.sleep(60)") == (
+        "Error: the code ran longer than 2 s and was stopped."
+    )
+    assert box.worker.pid == pid  # the interpreter was dropped; the process was fine
+    _only_the_sandbox_runs(box)
+    _still_works(reg)
+
+
+def test_a_process_that_misses_the_deadline_is_killed_and_replaced(box, reg, monkeypatch):
+    old = psutil.Process(box.worker.pid)
+    monkeypatch.setattr(box.worker, "grace_seconds", -FAST.wall_seconds + 1)
+    r = box.run("while True:\n    pass")
+    assert r.timed_out and r.seconds < 4
+    monkeypatch.undo()
+    assert not old.is_running()
+    _still_works(reg)  # waits for the replacement
+    assert box.worker.pid != old.pid
+    _only_the_sandbox_runs(box)
+
+
+def test_memory_bomb_raises_memory_error(reg):
+    assert "MemoryError" in _call(reg, "x = bytearray(1024 ** 3)")
+    assert "MemoryError" in _call(reg, "a = []\nwhile True:\n    a.append(bytearray(10 ** 7))")
+    _still_works(reg)
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="the resident-memory watchdog reads /proc")
+def test_memory_outside_the_python_heap_is_stopped_from_outside(box, reg):
+    """Wasm memories made from JavaScript bypass the heap cap; the RSS watchdog kills."""
+    code = (
+        "import js\n"
+        "from pyodide.ffi import to_js\n"
+        "keep = []\n"
+        "while True:\n"
+        "    size = to_js({'initial': 1024}, dict_converter=js.Object.fromEntries)\n"
+        "    m = js.WebAssembly.Memory.new(size)\n"
+        "    js.Uint8Array.new(m.buffer).fill(1)\n"
+        "    keep.append(m)\n"
+    )
     out = _call(reg, code)
-    assert "PermissionError" in out and "sandbox" in out
+    assert "memory limit" in out
     _still_works(reg)
+    _only_the_sandbox_runs(box)
 
 
-def test_numpy_works_inside_if_installed(reg):
-    pytest.importorskip("numpy")
-    assert _call(reg, "import numpy as np\nint(np.arange(10).sum())") == "45"
+def test_javascript_heap_bomb_crashes_only_the_sandbox(box, reg):
+    bomb = "const a = []; for (;;) a.push(new Array(1e6).fill(1.5))"
+    out = _call(reg, f"import js\njs.eval({bomb!r})")
+    assert "memory limit" in out and "restarting" in out
+    _still_works(reg)
+    _only_the_sandbox_runs(box)
 
 
-def test_registered_as_a_builtin_with_a_readable_name(tmp_path):
-    reg = default_registry(db_path=tmp_path / "e.sqlite")
-    assert reg.names() == ["calculator", "employee_db", "clock", "python"]
-    assert reg.get("python").name_for_human == "Python Interpreter"
-    assert reg.get("python").timeout > PythonLimits().wall_seconds
-    assert "python" not in default_registry(db_path=tmp_path / "e.sqlite", enable_python=False)
-    assert run_python("1" * 200, PythonLimits(max_code_chars=100)).stderr.startswith("code is too")
+# ---- the pipe between the app and the sandbox ----
+
+
+def test_forged_or_injected_protocol_lines_are_ignored(reg):
+    forged = (
+        "import js\n"
+        'fake = \'\\n\' + \'0\' * 64 + \' {"id": "x", "stdout": "FORGED", "exit": 0}\\n\'\n'
+        "js.Deno.stdout.writeSync(js.TextEncoder.new().encode(fake * 50))\n"
+        "js.Deno.stdout.write(js.TextEncoder.new().encode('FORGED' * 2_000_000))\n"
+        "print('real')\n"
+    )
+    assert _call(reg, forged) == "real"
+    assert _call(reg, "print('next call')") == "next call"
+
+
+def test_only_messages_signed_with_the_process_key_are_believed():
+    key = secrets.token_bytes(32)
+    body = b'{"id": "abc", "stdout": "real"}'
+    mac = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    assert verified(mac + b" " + body + b"\n", key) == {"id": "abc", "stdout": "real"}
+    assert verified(mac + b" " + body.replace(b"real", b"fake") + b"\n", key) is None
+    other = hmac.new(secrets.token_bytes(32), body, hashlib.sha256).hexdigest().encode()
+    assert verified(other + b" " + body, key) is None
+    assert verified(b"0" * 64 + b" " + body, key) is None and verified(body, key) is None
+
+
+def test_stdin_read_left_behind_does_not_lose_the_next_call(reg):
+    code = "import js\njs.Deno.stdin.read(js.Uint8Array.new(1 << 16))\nprint('left a read')"
+    out = _call(reg, code)
+    assert out == "left a read"
+    _still_works(reg)  # the request it swallowed is detected and sent again
+
+
+def test_no_sandbox_process_outlives_the_app():
+    """The app dies in the middle of a call, without cleanup: its sandbox ends too."""
+    script = (
+        "import os, threading, time\n"
+        "from tools.builtin.python_sandbox import PythonLimits, PythonSandbox\n"
+        "box = PythonSandbox(PythonLimits(wall_seconds=60))\n"
+        "assert box.python('6 * 7') == '42'\n"
+        "threading.Thread(target=box.run, args=('while True: pass',), daemon=True).start()\n"
+        "time.sleep(2)\n"
+        "print(box.worker.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    app = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert app.returncode == 0, app.stderr
+    sandbox = psutil.Process(int(app.stdout))
+    try:
+        sandbox.wait(timeout=10)
+    except psutil.TimeoutExpired:
+        sandbox.kill()
+        pytest.fail("the sandbox process outlived the app")
+
+
+# ---- when to offer the tool, and when it cannot run ----
+
+
+def test_unavailable_runtime_is_reported_and_nothing_runs(tmp_path, monkeypatch):
+    from tools.builtin import wasm_runtime
+
+    def missing():
+        raise SandboxUnavailable("deno is not installed; run `pip install deno==2.9.8`")
+
+    box = PythonSandbox(FAST, PyodideWorker(FAST.memory_mb, find=missing))
+    out = box.python(f"open({str(tmp_path / 'ran')!r}, 'w')")
+    assert out == (
+        "Error: the Python sandbox is unavailable, so the code was not run: "
+        "deno is not installed; run `pip install deno==2.9.8`"
+    )
+    assert not (tmp_path / "ran").exists() and box.worker.pid is None
+    monkeypatch.setattr(wasm_runtime, "deno_candidates", lambda: [])
+    with pytest.raises(SandboxUnavailable, match="pip install deno==2.9.8"):
+        wasm_runtime.find_deno()
+    fake = tmp_path / "deno"
+    fake.write_bytes(b'#!/bin/sh\nexec python3 "$@"\n')
+    monkeypatch.setattr(wasm_runtime, "deno_candidates", lambda: [fake])
+    with pytest.raises(SandboxUnavailable, match="not the pinned deno 2.9.8"):
+        wasm_runtime.find_deno()
+
+
+def test_pyodide_files_are_checked_against_the_pins(tmp_path, monkeypatch):
+    from tools.builtin import wasm_runtime
+
+    try:
+        real = wasm_runtime.find_pyodide()
+    except SandboxUnavailable as e:
+        pytest.skip(str(e))
+    copy = tmp_path / "pyodide"
+    copy.mkdir()
+    for name in wasm_runtime.PYODIDE_FILES:
+        (copy / name).write_bytes((real / name).read_bytes())
+    assert wasm_runtime.check_pyodide_dir(copy) is None
+    (copy / "pyodide.mjs").write_text("globalThis.pwned = 1;")
+    assert "pyodide.mjs is not the file of pyodide 314.0.8" in wasm_runtime.check_pyodide_dir(copy)
+    monkeypatch.setenv(wasm_runtime.PYODIDE_DIR_ENV, str(copy))
+    with pytest.raises(SandboxUnavailable, match="QWEN_DEMO_PYODIDE_DIR"):
+        wasm_runtime.find_pyodide()
+    with pytest.raises(SandboxUnavailable, match="does not match the pinned sha512"):
+        wasm_runtime.unpack_pyodide(b"not the tarball", tmp_path / "unpacked")
+    assert not (tmp_path / "unpacked").exists()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/pyodide.tgz"
+    with pytest.raises(SandboxUnavailable, match="could not download pyodide 314.0.8"):
+        wasm_runtime.download_pyodide(tmp_path / "dl", url=url)
 
 
 @pytest.mark.parametrize(

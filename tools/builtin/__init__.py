@@ -12,6 +12,7 @@ from tools.builtin.python_sandbox import (
     make_python_tool,
     python_tool_allowed,
     running_on_space,
+    sandbox_problem,
 )
 from tools.registry import ToolRegistry
 
@@ -25,13 +26,15 @@ def register_builtins(
     language: Language = "zh",
     enable_python: bool = True,
     python_limits: PythonLimits | None = None,
+    warm_python: bool = False,
 ) -> ToolRegistry:
-    """Add calculator, employee_db, clock and (unless disabled) python to `registry`."""
+    """Add calculator, employee_db, clock and (unless disabled) python to `registry`.
+    `warm_python` starts the python sandbox in the background right away."""
     registry.register(make_calculator_tool())
     registry.register(make_employee_db_tool(db_path, language))
     registry.register(make_clock_tool())
     if enable_python:
-        registry.register(make_python_tool(python_limits))
+        registry.register(make_python_tool(python_limits, warm=warm_python))
     return registry
 
 
@@ -41,6 +44,7 @@ def default_registry(
     language: Language = "zh",
     enable_python: bool = True,
     python_limits: PythonLimits | None = None,
+    warm_python: bool = False,
 ) -> ToolRegistry:
     """A fresh registry holding the built-in tools."""
     return register_builtins(
@@ -49,6 +53,7 @@ def default_registry(
         language=language,
         enable_python=enable_python,
         python_limits=python_limits,
+        warm_python=warm_python,
     )
 
 
@@ -59,4 +64,5 @@ __all__ = [
     "python_tool_allowed",
     "register_builtins",
     "running_on_space",
+    "sandbox_problem",
 ]

@@ -1,52 +1,37 @@
-"""The python tool: run model-written code in a separate, limited, throw-away process.
+"""The python tool: model-written code runs in Pyodide (CPython compiled to WebAssembly)
+inside a Deno process that may read nothing but the Pyodide files.
 
-Layers, strongest first: a separate process in its own session (the whole group is killed
-on timeout); an empty network namespace via `unshare` where the kernel allows it; resource
-limits (CPU seconds, address space, file size, open files); a minimal environment with none
-of the app's variables; a fresh temporary working directory deleted afterwards; and inside
-the child an audit hook refusing sockets, processes, ctypes and file access outside the
-temp dir and the Python installation. See docs/tools.md for what this does not stop.
+The boundary is the WebAssembly runtime and Deno's permissions, not a check inside Python:
+the code has no host filesystem, network, environment, processes or signals to reach, so
+there is nothing for it to get around. How the process is run and limited:
+tools/builtin/pyodide_worker.py; where Deno and Pyodide come from: wasm_runtime.py; the
+security model: docs/tools.md.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from tools.registry import Tool, make_tool
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_CHILD_FILE = Path(__file__).with_name("sandbox_child.py")
-# `-c` program: compile the bootstrap under its own file name (see sandbox_child.py).
-_CHILD_PROGRAM = "exec(compile({src!r}, {name!r}, 'exec'))".format(
-    src=_CHILD_FILE.read_text(encoding="utf-8"), name="<qwen-demo-sandbox>"
+from tools.builtin.pyodide_worker import (
+    GRACE_SECONDS,
+    STARTUP_TIMEOUT,
+    PyodideWorker,
+    WorkerResult,
 )
+from tools.builtin.wasm_runtime import SandboxUnavailable, find_deno, find_runtime
+from tools.registry import Tool, make_tool
 
 
 @dataclass(frozen=True)
 class PythonLimits:
-    """Per-run limits. `deny_paths` are readable by nothing in the child."""
+    """Per-call limits, all enforced from outside the sandbox."""
 
     wall_seconds: float = 15.0
-    cpu_seconds: int = 10
-    memory_mb: int = 1024
-    file_size_mb: int = 16
-    open_files: int = 256
-    max_output_bytes: int = 16_000
+    memory_mb: int = 1024  # the interpreter's heap; the Deno process is killed well above it
+    max_output_bytes: int = 16_000  # kept of each of stdout and stderr
     max_code_chars: int = 100_000
-    isolate_network: bool = True
-    deny_paths: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -56,9 +41,10 @@ class SandboxResult:
     exit_code: int | None
     seconds: float
     timed_out: bool = False
-    signal_name: str | None = None
+    memory_exceeded: bool = False
+    crashed: str | None = None  # why the sandbox process or interpreter died
     truncated: bool = False
-    network_isolated: bool = False
+    unavailable: str | None = None  # the sandbox could not run anything (code not run)
 
 
 def running_on_space(env: Mapping[str, str] | None = None) -> bool:
@@ -78,195 +64,96 @@ def python_tool_allowed(
     return not public
 
 
-@functools.lru_cache(maxsize=1)
-def network_isolation_prefix() -> tuple[str, ...]:
-    """The command prefix that gives the child an empty network namespace, or () if none
-    works here (checked once: `unshare -n` needs root, `unshare -rn` user namespaces)."""
-    unshare = shutil.which("unshare")
-    if not unshare or not sys.platform.startswith("linux"):
-        return ()
-    for prefix in ((unshare, "-n", "--"), (unshare, "-rn", "--")):
-        try:
-            probe = subprocess.run(
-                [*prefix, sys.executable, "-I", "-c", "pass"],
-                capture_output=True,
-                timeout=20,
-                env={"PATH": "/usr/bin:/bin"},
-            )
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if probe.returncode == 0:
-            return prefix
-    return ()
-
-
-def _default_deny() -> tuple[str, ...]:
-    from tools.builtin.employee_db import default_db_path
-
-    deny = {str(PROJECT_ROOT), str(default_db_path().parent)}
-    for var in ("QWEN_DEMO_CACHE", "HF_HOME"):
-        if os.environ.get(var):
-            deny.add(os.environ[var])
-    deny.add(str(Path.home() / ".cache"))
-    return tuple(sorted(deny))
-
-
-def _reader(stream, keep: int, out: dict[str, object]) -> None:
-    """Drain a pipe, keeping only the first `keep` bytes (a flood cannot fill our memory)."""
-    kept = bytearray()
-    total = 0
-    while True:
-        chunk = stream.read(65536)
-        if not chunk:
-            break
-        total += len(chunk)
-        if len(kept) < keep:
-            kept += chunk[: keep - len(kept)]
-    out["data"] = bytes(kept)
-    out["total"] = total
-
-
-def _signal_name(code: int | None) -> str | None:
-    if code is None or code >= 0:
-        return None
+def sandbox_problem(download: bool = True) -> str | None:
+    """None when the sandbox can run (Deno and Pyodide present and verified), else why not.
+    With `download`, a missing Pyodide is fetched into the cache first (6.5 MB)."""
     try:
-        return signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"
+        find_deno()
+        find_runtime(download=download)
+    except SandboxUnavailable as e:
+        return str(e)
+    return None
 
 
-def _rmtree(path: str) -> None:
-    """Remove the work dir even if the code made parts of it unreadable."""
-
-    def fix(func, p, _exc) -> None:  # noqa: ANN001 - shutil's onerror signature
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, 0o700)
-            func(p)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=fix)
+def _cut(text: str, total: int, limit: int) -> tuple[str, bool]:
+    data = text.encode("utf-8", errors="replace")
+    if total <= limit and len(data) <= limit:
+        return text, False
+    kept = data[:limit].decode("utf-8", errors="replace")
+    return kept + f"\n...[output truncated: {max(total, len(data)) - limit} more bytes]", True
 
 
-def run_python(code: str, limits: PythonLimits | None = None) -> SandboxResult:
-    """Run `code` in a sandboxed child process and collect its output."""
-    limits = limits or PythonLimits()
-    if len(code) > limits.max_code_chars:
-        return SandboxResult(
-            "", f"code is too long (limit {limits.max_code_chars} characters)", None, 0.0
-        )
-    prefix = network_isolation_prefix() if limits.isolate_network else ()
-    workdir = tempfile.mkdtemp(prefix="qwen-demo-py-")
-    config = {
-        "code": code,
-        "workdir": workdir,
-        "deny": list(limits.deny_paths or _default_deny()),
-        "limits": {
-            "RLIMIT_CPU": int(limits.cpu_seconds),
-            "RLIMIT_AS": int(limits.memory_mb) * 1024 * 1024,
-            "RLIMIT_FSIZE": int(limits.file_size_mb) * 1024 * 1024,
-            "RLIMIT_NOFILE": int(limits.open_files),
-            "RLIMIT_CORE": 0,
-        },
-    }
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
-    }
-    cmd = [*prefix, sys.executable, "-I", "-B", "-X", "utf8", "-c", _CHILD_PROGRAM]
-    start = time.perf_counter()
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=workdir,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as e:
-        _rmtree(workdir)
-        return SandboxResult("", f"could not start Python: {e}", None, 0.0)
-    outs: dict[str, dict[str, object]] = {"out": {}, "err": {}}
-    readers = [
-        threading.Thread(
-            target=_reader, args=(stream, limits.max_output_bytes, outs[key]), daemon=True
-        )
-        for key, stream in (("out", proc.stdout), ("err", proc.stderr))
-    ]
-    for t in readers:
-        t.start()
-    timed_out = False
-    try:
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(config).encode("utf-8"))
-            proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-        try:
-            proc.wait(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the child and anything it left behind
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
-        for t in readers:
-            t.join(5)
-        _rmtree(workdir)
-    seconds = time.perf_counter() - start
-
-    def text(d: dict[str, object]) -> tuple[str, bool]:
-        data = d.get("data", b"")
-        total = d.get("total", 0)
-        assert isinstance(data, bytes) and isinstance(total, int)
-        s = data.decode("utf-8", errors="replace")
-        if total > len(data):
-            return s + f"\n...[output truncated: {total - len(data)} more bytes]", True
-        return s, False
-
-    out, cut_out = text(outs["out"])
-    err, cut_err = text(outs["err"])
-    code_ = None if timed_out else proc.returncode
+def to_result(r: WorkerResult, limits: PythonLimits) -> SandboxResult:
+    out, cut_out = _cut(r.stdout, r.stdout_bytes, limits.max_output_bytes)
+    err, cut_err = _cut(r.stderr, r.stderr_bytes, limits.max_output_bytes)
     return SandboxResult(
         stdout=out,
         stderr=err,
-        exit_code=code_,
-        seconds=seconds,
-        timed_out=timed_out,
-        signal_name=None if timed_out else _signal_name(proc.returncode),
+        exit_code=r.exit_code if r.outcome == "ok" else None,
+        seconds=r.seconds,
+        timed_out=r.outcome == "timeout",
+        memory_exceeded=r.outcome == "memory",
+        crashed=(r.detail or "crashed") if r.outcome == "crash" else None,
         truncated=cut_out or cut_err,
-        network_isolated=bool(prefix),
     )
+
+
+class PythonSandbox:
+    """The tool's warm worker plus its limits. One call at a time; each call is fresh."""
+
+    def __init__(self, limits: PythonLimits | None = None, worker: PyodideWorker | None = None):
+        self.limits = limits or PythonLimits()
+        self.worker = worker or PyodideWorker(self.limits.memory_mb)
+
+    def warm(self) -> None:
+        """Start the worker in the background so the first call skips the cold start."""
+        self.worker.start()
+
+    def run(self, code: str) -> SandboxResult:
+        lim = self.limits
+        if len(code) > lim.max_code_chars:
+            return SandboxResult(
+                "", f"code is too long (limit {lim.max_code_chars} characters)", None, 0.0
+            )
+        try:
+            r = self.worker.run(code, lim.wall_seconds, lim.max_output_bytes)
+        except SandboxUnavailable as e:
+            return SandboxResult("", "", None, 0.0, unavailable=str(e))
+        return to_result(r, lim)
+
+    def python(self, code: str) -> str:
+        """Run Python 3 code and return what it printed. Python standard library only, runs
+        in a WebAssembly sandbox: no files, no network. Like a notebook cell, the value of the
+        last expression is shown too. Each call starts fresh: nothing is kept between calls.
+
+        Args:
+            code: The Python source code to run.
+        """
+        return format_result(self.run(code), self.limits)
+
+    def close(self) -> None:
+        self.worker.close()
 
 
 def format_result(r: SandboxResult, limits: PythonLimits) -> str:
     """The Observation text: output, then errors, then why the run stopped if it was cut."""
+    if r.unavailable:
+        return f"Error: the Python sandbox is unavailable, so the code was not run: {r.unavailable}"
     parts = [r.stdout.rstrip("\n")] if r.stdout.strip() else []
     if r.stderr.strip():
         parts.append(r.stderr.rstrip("\n"))
     if r.timed_out:
         parts.append(f"Error: the code ran longer than {limits.wall_seconds:g} s and was stopped.")
-    elif r.signal_name in ("SIGXCPU", "SIGKILL"):
+    elif r.memory_exceeded:
         parts.append(
-            f"Error: the code was stopped ({r.signal_name}): it exceeded the CPU limit of "
-            f"{limits.cpu_seconds} s or the memory limit of {limits.memory_mb} MB."
+            f"Error: the code was stopped: it used more than the memory limit "
+            f"({limits.memory_mb} MB for Python)."
         )
-    elif r.signal_name:
-        parts.append(f"Error: the code was stopped by {r.signal_name}.")
+    elif r.crashed:
+        parts.append(
+            "Error: the sandbox stopped while running the code (most often the memory "
+            f"limit: {r.crashed}); it is restarting."
+        )
     elif r.exit_code not in (0, None) and not r.stderr.strip():
         parts.append(f"Error: the code exited with status {r.exit_code}.")
     if not parts:
@@ -274,20 +161,17 @@ def format_result(r: SandboxResult, limits: PythonLimits) -> str:
     return "\n".join(parts)
 
 
-def make_python_tool(limits: PythonLimits | None = None) -> Tool:
-    """The python tool with the given limits (its registry timeout covers the wall limit)."""
-    lim = limits or PythonLimits()
-
-    def python(code: str) -> str:
-        """Run Python 3 code in an isolated sandbox and return what it printed, like a notebook
-        cell: the value of the last expression is shown too. No network, no access to files
-        outside a temporary working directory; each call starts fresh (no state is kept).
-
-        Args:
-            code: The Python source code to run.
-        """
-        return format_result(run_python(code, lim), lim)
-
+def make_python_tool(
+    limits: PythonLimits | None = None, *, sandbox: PythonSandbox | None = None, warm: bool = False
+) -> Tool:
+    """The python tool; `tool.func.__self__` is its PythonSandbox. Its registry timeout
+    covers a cold start plus the wall limit. `warm` starts the sandbox now, in the background."""
+    box = sandbox or PythonSandbox(limits)
+    if warm:
+        box.warm()
     return make_tool(
-        python, name="python", name_for_human="Python Interpreter", timeout=lim.wall_seconds + 10
+        box.python,
+        name="python",
+        name_for_human="Python Interpreter",
+        timeout=box.limits.wall_seconds + STARTUP_TIMEOUT + GRACE_SECONDS + 10,
     )
