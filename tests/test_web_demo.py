@@ -139,3 +139,37 @@ def test_launch_with_share_offline_reports_and_serves_locally(tmp_path, capsys):
         assert chat and "hello from the entry point" in json.dumps(chat)
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "offered"),
+    [
+        ([], {}, True),
+        (["--share"], {}, False),
+        ([], {"QWEN_DEMO_SHARE": "1"}, False),
+        ([], {"SPACE_ID": "me/demo"}, False),
+        ([], {"MODELSCOPE_ENVIRONMENT": "studio"}, False),
+        (["--share", "--enable-python"], {"SPACE_ID": "me/demo"}, True),
+        ([], {"QWEN_DEMO_PYTHON": "off"}, False),
+    ],
+)
+def test_python_tool_is_offered_as_web_demo_decides(argv, env, offered, tmp_path, monkeypatch):
+    """The decision as build_tools applies it, and a missing sandbox leaves the tool out."""
+    import tools.builtin
+
+    env = {**env, "QWEN_DEMO_DB": str(tmp_path / "employees.sqlite")}
+    for broken in (False, True):
+        if broken:
+            monkeypatch.setattr(tools.builtin, "sandbox_problem", lambda: "deno is not installed")
+        problem = tools.builtin.sandbox_problem()
+        registry, notices = web_demo.build_tools(web_demo.parse_args(argv, env=env))
+        try:
+            assert ("python" in registry) is (offered and problem is None)
+            assert ("calculator" in registry) is True
+            unavailable = [n for n in notices if n.startswith("python tool unavailable: ")]
+            assert len(unavailable) == (1 if offered and problem else 0)
+            if offered and broken:
+                assert unavailable == ["python tool unavailable: deno is not installed"]
+        finally:
+            if "python" in registry:
+                registry.get("python").func.__self__.close()
