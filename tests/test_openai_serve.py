@@ -190,17 +190,28 @@ def test_sampling_parameters_are_passed(serve):
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [
-        ({"model": "scripted"}, 400, "'messages' must be a non-empty list"),
-        ({"model": "scripted", "messages": [{"role": "robot"}]}, 400, "role must be"),
+        ({"model": "scripted"}, 400, "'messages': Field required"),
+        ({"model": "scripted", "messages": []}, 400, "'messages': List should have at least 1"),
+        ({"model": "scripted", "messages": [{"role": "robot"}]}, 400, "'messages[0].role'"),
         ({"model": "other", "messages": USER}, 404, "`other` does not exist"),
         ({"model": "scripted", "messages": USER, "temperature": 9}, 400, "'temperature'"),
         ({"model": "scripted", "messages": USER, "max_tokens": 0}, 400, "'max_tokens'"),
-        ({"model": "scripted", "messages": USER, "n": 2}, 400, "n=1"),
-        ({"model": "scripted", "messages": USER, "stop": [1]}, 400, "'stop'"),
+        ({"model": "scripted", "messages": USER, "n": 2}, 400, "'n': only n=1 is supported"),
+        ({"model": "scripted", "messages": USER, "stop": [1]}, 400, "'stop[0]'"),
         (
             {"model": "scripted", "messages": USER, "continue_final_message": True},
             400,
             "assistant message last",
+        ),
+        (
+            {
+                "model": "scripted",
+                "messages": [*USER, {"role": "assistant", "content": "x"}],
+                "continue_final_message": True,
+                "add_generation_prompt": True,
+            },
+            400,
+            "cannot both be true",
         ),
     ],
 )
