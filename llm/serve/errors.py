@@ -31,10 +31,17 @@ def error_body(message: str, status: int, param: str | None = None) -> dict[str,
     return {"error": {"message": message, "type": kind, "param": param, "code": status}}
 
 
+def _is_union_tag(part: str) -> bool:
+    """pydantic names the union member it tried in `loc` ("str", "list[str]", "FunctionIn")."""
+    return part in ("str", "int", "float", "bool", "none") or "[" in part or part[:1].isupper()
+
+
 def _param(loc: tuple[Any, ...]) -> str:
     """("messages", 0, "role") -> "messages[0].role"."""
     out = ""
     for part in loc:
+        if isinstance(part, str) and _is_union_tag(part):
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:

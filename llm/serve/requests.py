@@ -223,16 +223,17 @@ class ChatRequest(Sampling):
         return bool(self.tools) and self.tool_choice != "none"
 
 
-class CompletionRequest(Sampling):
-    prompt: str | list[str]
-    echo: bool = False
-
-    @field_validator("prompt")
-    @classmethod
-    def _one_prompt(cls, prompt: str | list[str]) -> str | list[str]:
-        if isinstance(prompt, list) and len(prompt) != 1:
+def _one_prompt(value: Any) -> Any:
+    if isinstance(value, list):
+        if len(value) != 1:
             raise ValueError("only one prompt per request is served")
-        return prompt
+        return value[0]
+    return value  # the string check follows
+
+
+class CompletionRequest(Sampling):
+    prompt: Annotated[str, BeforeValidator(_one_prompt)]
+    echo: bool = False
 
     @field_validator("echo")
     @classmethod
@@ -242,8 +243,7 @@ class CompletionRequest(Sampling):
         return echo
 
     def generation(self, limits: ServeLimits, supports_constraints: bool) -> GenerationRequest:
-        prompt = self.prompt if isinstance(self.prompt, str) else self.prompt[0]
-        messages, continue_final = chatml_to_messages(prompt)
+        messages, continue_final = chatml_to_messages(self.prompt)
         return GenerationRequest(
             messages=messages,
             stop=self.checked_stop(limits),
