@@ -190,17 +190,19 @@ class OpenAIBackend:
         self, request: GenerationRequest, filt: StopWordFilter, state: StreamState
     ) -> Iterator[TextDelta | ThinkingDelta]:
         raw = self._via_completions(request)
-        params = request_params(
+        params: dict[str, Any] = request_params(
             request, self.model, self.info.family, self.extra_body, chat=not raw
         )
 
         def open_stream() -> Any:
+            escape = self.escape_control_tokens
             if raw:
-                prompt = completion_prompt(request, self.escape_control_tokens)
+                prompt = completion_prompt(request, escape)
                 return self._client.completions.create(prompt=prompt, **params)
-            messages = outgoing_messages(request.messages, self.escape_control_tokens)
-            tools = {"tools": request.tools} if request.tools else {}
-            return self._client.chat.completions.create(messages=messages, **params, **tools)
+            body = {**params, "messages": outgoing_messages(request.messages, escape)}
+            if request.tools:
+                body["tools"] = request.tools
+            return self._client.chat.completions.create(**body)
 
         pump = Pump(open_stream, request.cancel)
         try:

@@ -60,7 +60,8 @@ class Shape:
         return {"id": self.ident, "object": kind, "created": int(time.time()), "model": self.model}
 
     def whole(self, end: GenerationEnd, parse_tools: bool) -> dict[str, Any]:
-        text, calls = end.text, []
+        text = end.text
+        calls: list[FunctionCall] = []
         if parse_tools:
             text, calls = split_tool_calls(text)
         choice: dict[str, Any] = {
@@ -107,7 +108,7 @@ async def stream_payloads(
         yield shape.chunk({"role": "assistant", "content": ""})
     async for event in events:
         if isinstance(event, TextDelta):
-            items = parser.push(event.text) if parser else [event.text]
+            items: list[str | FunctionCall] = parser.push(event.text) if parser else [event.text]
             for payload in _items(items, shape, parser):
                 yield payload
         elif isinstance(event, ThinkingDelta):
