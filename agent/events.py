@@ -75,31 +75,28 @@ class StepError:
 
 
 @dataclasses.dataclass(frozen=True)
-class AnswerRequested:
-    """The model had tool results but repeated a call or replied with nothing; a user turn now
-    asks it to answer from them (AgentSettings.ask_for_answer)."""
+class AidFired:
+    """A small-model aid acted (agent/aids): it re-asked the model, or ended the turn.
 
-    step: int
-    reason: str  # "repeated_call" | "empty_answer"
-
-
-@dataclasses.dataclass(frozen=True)
-class AnswerRejected:
-    """The model answered without a tool the question clearly needs; it is asked once more.
-
-    text: the answer thrown away; tool: the tool the re-ask names (AgentSettings.reject_unverified).
+    aid: its key ("reject", "ask", "junk", "dedupe", ...); message: what it did, for the
+    trace, in the UI language; text: the answer it set aside, if any.
     """
 
     step: int
-    text: str
-    tool: str
+    aid: str
+    message: str
+    text: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class FinalAnswer:
+    """The turn's answer. fallback: the model did not phrase one, so the agent shows the last
+    tool result, readable, under a note (never raw JSON or nothing)."""
+
     text: str
     steps: int
     messages: tuple[Message, ...] = ()
+    fallback: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +134,7 @@ AgentEvent = (
     | DiscardedObservation
     | ModelCallEnd
     | StepError
-    | AnswerRejected
-    | AnswerRequested
+    | AidFired
     | FinalAnswer
     | StepLimitReached
     | Stopped
@@ -156,8 +152,7 @@ _TYPE_NAMES = {
     DiscardedObservation: "discarded_observation",
     ModelCallEnd: "model_call_end",
     StepError: "step_error",
-    AnswerRejected: "answer_rejected",
-    AnswerRequested: "answer_requested",
+    AidFired: "aid_fired",
     FinalAnswer: "final_answer",
     StepLimitReached: "step_limit",
     Stopped: "stopped",

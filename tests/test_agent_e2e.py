@@ -40,7 +40,7 @@ def test_react_turn_through_the_tiny_model(tiny):
         ],
     )
     # the bare format (the "Thought:" prefill has its own test in test_agent_aids.py)
-    settings = AgentSettings(format="react", generation=GREEDY, prefill_thought=False)
+    settings = AgentSettings(format="react", generation=GREEDY).with_aids(prefill=False)
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     final = events[-1]
     assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月"
@@ -60,13 +60,13 @@ def test_react_turn_through_the_tiny_model(tiny):
 
 
 def test_react_prefill_through_the_tiny_model(tiny):
-    """prefill_thought: the real prompt ends inside the assistant turn with "Thought:", the
+    """The prefill aid: the real prompt ends inside the assistant turn with "Thought:", the
     model's continuation is parsed with it, and the trace shows the whole step."""
     step1 = ' 查张三\nAction: employee_db\nAction Input: {"name": "张三"}'
     backend = _forced(
         tiny, [step1 + "\nObservation: 编造", " I now know the final answer\nFinal Answer: 10月"]
     )
-    settings = AgentSettings(format="react", generation=GREEDY, prefill_thought=True)
+    settings = AgentSettings(format="react", generation=GREEDY).with_aids(prefill=True)
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "10月"
     first, second = (e.prompt for e in of_type(events, ev.StepStarted))
