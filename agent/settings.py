@@ -52,9 +52,12 @@ class AgentSettings:
 
 
 def resolve_format(settings: AgentSettings, info: ModelInfo) -> Literal["react", "native"]:
-    """The tool-calling format one turn uses: forced by settings, else by model family."""
+    """The tool-calling format one turn uses: forced by settings, else the model's measured
+    preference, else its family's (Qwen v1 was trained on ReAct; later Qwens call natively)."""
     if settings.format == "react":
         return "react"
     if settings.format == "native":
         return "native"
+    if info.preferred_format is not None:
+        return info.preferred_format
     return "react" if info.family == "qwen1" else "native"
