@@ -122,6 +122,9 @@ class Tool:
     parameters: dict[str, Any]  # JSON schema of an object
     func: Callable[..., Any] = field(repr=False, compare=False)
     timeout: float = DEFAULT_TIMEOUT
+    # A regex over the user's question: when it matches, an answer without this tool is
+    # suspect (the agent's "reject" aid re-asks once). "" for tools with no such rule.
+    needed_when: str = ""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -233,6 +236,7 @@ def make_tool(
     name: str | None = None,
     name_for_human: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    needed_when: str = "",
 ) -> Tool:
     tool_name = name or func.__name__
     if not _NAME.fullmatch(tool_name):
@@ -276,6 +280,7 @@ def make_tool(
         parameters=parameters,
         func=func,
         timeout=timeout,
+        needed_when=needed_when,
     )
 
 
@@ -285,11 +290,14 @@ def tool(
     name: str | None = None,
     name_for_human: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    needed_when: str = "",
 ) -> Any:
-    """Decorator: @tool or @tool(name=..., name_for_human=..., timeout=...) -> Tool."""
+    """Decorator: @tool or @tool(name=..., name_for_human=..., timeout=..., needed_when=...)."""
 
     def wrap(f: Callable[..., Any]) -> Tool:
-        return make_tool(f, name=name, name_for_human=name_for_human, timeout=timeout)
+        return make_tool(
+            f, name=name, name_for_human=name_for_human, timeout=timeout, needed_when=needed_when
+        )
 
     return wrap(func) if func is not None else wrap
 

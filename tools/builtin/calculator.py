@@ -28,6 +28,13 @@ MAX_FLOAT = 1e300
 Number = int | float
 
 
+# Arithmetic in the question: an answer computed in the model's head is often wrong.
+NEEDED_WHEN = (
+    r"(?i)\d\s*[-+*/×÷^%]\s*\(?\d|\d+\s*(times|plus|minus|divided|percent|by|%|to the power)"
+    r"|[乘除加减]|次方|平方根|折后|square root|\bdivide\b|\bcompute\b|\bcalculat"
+)
+
+
 class CalculatorError(ValueError):
     """Bad or unsafe expression; the message is written for the model."""
 
@@ -307,4 +314,10 @@ def calculator(expression: str) -> str:
 
 
 def make_calculator_tool() -> Tool:
-    return make_tool(calculator, name="calculator", name_for_human="Calculator", timeout=5.0)
+    return make_tool(
+        calculator,
+        name="calculator",
+        name_for_human="Calculator",
+        timeout=5.0,
+        needed_when=NEEDED_WHEN,
+    )

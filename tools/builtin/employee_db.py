@@ -57,6 +57,12 @@ CREATE TABLE employees (
 
 _create_lock = threading.Lock()
 
+# Questions about staff: an answer to them without a lookup is a guess.
+NEEDED_WHEN = (
+    r"(?i)employee|database|birthday|department|job title|position"
+    r"|员工|职工|数据库|生日|职位|部门|工作"
+)
+
 
 class EmployeeDBError(RuntimeError):
     """The database file is missing, unreadable or not ours."""
@@ -182,5 +188,9 @@ def make_employee_db_tool(db_path: Path | str | None = None, language: Language 
         return found if found is not None else db.not_found(name)
 
     return make_tool(
-        employee_db, name="employee_db", name_for_human="Employee Database", timeout=10.0
+        employee_db,
+        name="employee_db",
+        name_for_human="Employee Database",
+        timeout=10.0,
+        needed_when=NEEDED_WHEN,
     )
