@@ -71,11 +71,12 @@ def test_aid_flags_reach_the_agent(tmp_path, tools_module):
     script = ["Final Answer: 3000", call, "Final Answer: 3293"]
     common = ["--tools-module", str(tools_module), "--tools", "calculator"]
     code, text = _run(["What is 37 times 89?", "--model", _script(tmp_path, script), *common])
-    assert code == EXIT_OK and "re-asked to use calculator: 3000" in text
+    assert code == EXIT_OK and "! aid reject:" in text and "use calculator" in text
+    assert "(set aside: 3000)" in text
     assert "Final Answer (3 steps): 3293" in text
     argv = ["What is 37 times 89?", "--model", _script(tmp_path, script), *common, "--no-reject"]
     code, text = _run([*argv, "--no-prefill", "--no-dedupe"])
-    assert code == EXIT_OK and "re-asked" not in text and "Final Answer (1 step): 3000" in text
+    assert code == EXIT_OK and "! aid" not in text and "Final Answer (1 step): 3000" in text
 
 
 def test_json_lines_one_object_per_event(tmp_path, tools_module):

@@ -16,6 +16,7 @@ from llm.types import CHATML_STOP_WORDS, GenerationConfig
 from tests.test_agent_support import (
     SEED_QUESTION,
     NoStopBackend,
+    agent_settings,
     collect,
     make_registry,
     of_type,
@@ -30,13 +31,13 @@ SEED_SCRIPT = [
 
 
 # The bare loop: the small-model aids (tests/test_agent_aids.py) are off unless a test says so.
-AIDS_OFF = {"prefill_thought": False, "reject_unverified": False, "dedupe_calls": False}
+AIDS_OFF = {"prefill": False, "reject": False, "dedupe": False}
 
 
 def _turn(script, *, tools=None, history=(), query=SEED_QUESTION, family="qwen1", **settings):
     backend = ScriptedBackend(script, family=family)
     tools = make_registry() if tools is None else tools
-    config = AgentSettings(**AIDS_OFF | settings)
+    config = agent_settings(**AIDS_OFF | settings)
     events = collect(run(backend, tools, list(history), query, config))
     return backend, events
 
@@ -92,7 +93,7 @@ def test_step_prompts_are_what_the_backend_renders():
     backend, events = _turn(SEED_SCRIPT)
     prompts = [e.prompt for e in of_type(events, ev.StepStarted)]
     assert prompts == [backend.render(r) for r in backend.requests]
-    bare = AgentSettings(**AIDS_OFF)
+    bare = agent_settings(**AIDS_OFF)
     text, stops = preview_prompt(backend, make_registry(), [], SEED_QUESTION, bare)
     assert text == prompts[0]
     assert stops == ["Observation:", "Observation:\n", *CHATML_STOP_WORDS]
@@ -109,7 +110,8 @@ def test_unknown_tool_goes_back_to_the_model():
     obs = of_type(events, ev.Observation)
     assert not obs[0].ok and obs[0].source == "agent"
     assert "unknown tool 'web_search'" in obs[0].text and "employee_db, calculator" in obs[0].text
-    assert of_type(events, ev.StepError)[0].message == obs[0].text
+    # the trace's note for the user says the same, in the UI language
+    assert of_type(events, ev.StepError)[0].message == "Tool call refused: " + obs[0].text[7:]
     assert obs[1].ok and obs[1].text == "2"
     assert obs[0].text in backend.requests[1].messages[-1]["content"]
     assert isinstance(_terminal(events), ev.FinalAnswer)
@@ -144,15 +146,13 @@ def test_repairs_are_flagged_and_can_be_switched_off():
     assert call.raw_arguments == "6 * 7"
     assert of_type(events, ev.Observation)[0].text == "42"
 
-    _, events = _turn(script, repair_arguments=False)
+    _, events = _turn(script, repair=False)
     obs = of_type(events, ev.Observation)[0]
     assert not obs.ok and "not valid JSON" in obs.text
 
 
 def test_retry_invalid_off_ends_the_turn():
-    backend, events = _turn(
-        ["Action: nope\nAction Input: {}", "Final Answer: x"], retry_invalid=False
-    )
+    backend, events = _turn(["Action: nope\nAction Input: {}", "Final Answer: x"], retry=False)
     failed = _terminal(events)
     assert isinstance(failed, ev.AgentFailed) and "unknown tool 'nope'" in failed.message
     assert len(backend.requests) == 1
@@ -200,7 +200,7 @@ def test_step_limit_ends_a_runaway_loop():
     limit = _terminal(events)
     assert isinstance(limit, ev.StepLimitReached)
     assert limit.steps == 3 and len(backend.requests) == 3
-    assert "3 model calls" in limit.message and "max_steps" in limit.message
+    assert "3 model calls" in limit.message and "step limit" in limit.message
     assert limit.messages[-1] == {"role": "assistant", "content": limit.message}
 
 
@@ -424,8 +424,11 @@ def test_native_call_without_tags_from_a_small_model_is_repaired():
     assert _terminal(events).text == "张三的生日是5月5日。"
     assert len(backend.requests) == 2
 
-    backend, events = _turn([fenced], family="qwen2", repair_arguments=False)
-    assert not of_type(events, ev.ToolCall) and _terminal(events).text == fenced
+    # reading a bare JSON call to an enabled tool is tolerant parsing, not the repair aid:
+    # with repair off it is still a call (flagged), never a JSON "answer" for the user
+    backend, events = _turn([fenced, "10月。"], family="qwen2", repair=False)
+    assert [(c.name, c.repaired) for c in of_type(events, ev.ToolCall)] == [("employee_db", True)]
+    assert _terminal(events).text == "10月。"
 
 
 def test_a_garbled_action_name_is_repaired_when_one_tool_fits():
@@ -440,5 +443,5 @@ def test_a_garbled_action_name_is_repaired_when_one_tool_fits():
     assert of_type(events, ev.Observation)[0].text == "6"
     assert _terminal(events).messages[1]["tool_calls"][0]["function"]["name"] == "calculator"
 
-    _, events = _turn(script, repair_arguments=False)
+    _, events = _turn(script, repair=False)
     assert "unknown tool" in of_type(events, ev.Observation)[0].text

@@ -21,12 +21,14 @@ from agent.eval import (
     score_events,
     summarise,
 )
-from agent.events import AnswerRejected, FinalAnswer, Observation, StepError, ToolCall
+from agent.events import AidFired, FinalAnswer, Observation, StepError, ToolCall
 from agent.settings import AgentSettings
 from llm.scripted import ScriptedBackend
 from llm.types import GenerationConfig
+from tests.test_agent_support import agent_settings
 from tools.registry import ToolRegistry, tool
 
+NEEDS_CALCULATOR = r"\d\s*[-+*/]\s*\d|\btimes\b"  # what the reject aid checks
 STAFF = {"张三": "业务员, 5月5日", "李四": "画师, 10月3日"}
 
 
@@ -40,7 +42,7 @@ def employee_db(name: str) -> str:
     return STAFF.get(name, f"no employee named {name}")
 
 
-@tool
+@tool(needed_when=NEEDS_CALCULATOR)
 def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression.
 
@@ -112,8 +114,8 @@ def settings(max_steps: int = 2, **kw) -> AgentSettings:
     """The scripts below are written for the bare loop: the small-model aids are off unless
     a test turns one on."""
     gen = GenerationConfig(max_new_tokens=200, temperature=0.0)
-    aids_off = {"prefill_thought": False, "reject_unverified": False, "dedupe_calls": False}
-    return AgentSettings(format="react", max_steps=max_steps, generation=gen, **aids_off | kw)
+    aids_off = {"prefill": False, "reject": False, "dedupe": False}
+    return agent_settings(format="react", max_steps=max_steps, generation=gen, **aids_off | kw)
 
 
 def test_scripted_run_gives_exact_metrics() -> None:
@@ -156,7 +158,7 @@ def test_invalid_call_then_retry_scores_the_attempt_that_ran() -> None:
     ]
     case = Case("retry", "张三的职位？", "employee_db", {"name": "张三"})
     backend = ScriptedBackend(script)
-    s = EvalSetting("retry", settings(4, retry_invalid=True, repair_arguments=False))
+    s = EvalSetting("retry", settings(4, retry=True, repair=False))
     (result,) = evaluate(backend, registry(), [case], s)
     assert result.called_tools == ("employee_db", "employee_db")
     assert result.step_errors == 1
@@ -187,7 +189,7 @@ def test_reject_switch_leaves_chit_chat_alone() -> None:
         ScriptedBackend([final("Hi!")]),
         registry(),
         [case],
-        EvalSetting("on", settings(reject_unverified=True)),
+        EvalSetting("on", settings(reject=True)),
     )
     assert r.rejected_answers == 0 and r.final_answer and not r.false_positive
 
@@ -215,7 +217,7 @@ def test_score_defaults_and_raw_fallback() -> None:
     # all 11 reference tokens appear in order among the 17 candidate ones: P 11/17, R 1.
     assert r.arguments_rouge_l == pytest.approx(2 * (11 / 17) / (11 / 17 + 1))
 
-    rejected = [AnswerRejected(1, "x", "clock"), *events]
+    rejected = [AidFired(1, "reject", "re-asked", "x"), *events]
     r = score_events(case, rejected, 0.1)
     assert r.rejected_answers == 1 and r.steps == 2  # the terminal event counts every step
 

@@ -87,9 +87,9 @@ class Tool:
     parameters: dict[str, Any]  # JSON schema of an object
     func: Callable[..., Any] = field(repr=False, compare=False)
     timeout: float = DEFAULT_TIMEOUT
-    # A regex over the user's question: when it matches, an answer given without calling this
-    # tool is suspect (the agent's "reject unverified answer" aid reads it). None: never.
-    needed_when: str | None = None
+    # A regex over the user's question: when it matches, an answer without this tool is
+    # suspect (the agent's "reject" aid re-asks once). "" for tools with no such rule.
+    needed_when: str = ""
     nullable: frozenset[str] = frozenset()  # parameters typed X | None: null is a value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -97,7 +97,7 @@ class Tool:
 
     def clearly_needed(self, question: str) -> bool:
         """Whether needed_when matches the question."""
-        return self.needed_when is not None and re.search(self.needed_when, question) is not None
+        return bool(self.needed_when) and re.search(self.needed_when, question) is not None
 
     @property
     def param_names(self) -> list[str]:
@@ -216,7 +216,7 @@ def make_tool(
     name: str | None = None,
     name_for_human: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    needed_when: str | None = None,
+    needed_when: str = "",
 ) -> Tool:
     """A Tool from a typed, documented function; raises ToolDefinitionError when it can't be."""
     from transformers.utils.chat_template_utils import parse_google_format_docstring
@@ -258,7 +258,7 @@ def make_tool(
         if param.default is inspect.Parameter.empty and pname not in nullable:
             required.append(pname)
     parameters["required"] = required
-    if needed_when is not None:
+    if needed_when:
         try:
             re.compile(needed_when)
         except re.error as e:
@@ -282,7 +282,7 @@ def tool(
     name: str | None = None,
     name_for_human: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    needed_when: str | None = None,
+    needed_when: str = "",
 ) -> Any:
     """Decorator: @tool or @tool(name=..., name_for_human=..., timeout=..., needed_when=...)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from tools.builtin.calculator import make_calculator_tool
@@ -18,10 +17,6 @@ from tools.registry import ToolRegistry
 
 BUILTIN_TOOL_NAMES: tuple[str, ...] = ("calculator", "employee_db", "clock", "python")
 
-# The python tool's "clearly needed when" hint. It belongs in make_python_tool's make_tool()
-# call; it is set here while python_sandbox.py is being rewritten (the WebAssembly sandbox).
-PYTHON_NEEDED_WHEN = r"(?i)\bpython\b|代码|\bcode\b"
-
 
 def register_builtins(
     registry: ToolRegistry,
@@ -36,10 +31,7 @@ def register_builtins(
     registry.register(make_employee_db_tool(db_path, language))
     registry.register(make_clock_tool())
     if enable_python:
-        python = make_python_tool(python_limits)
-        if python.needed_when is None:
-            python = replace(python, needed_when=PYTHON_NEEDED_WHEN)
-        registry.register(python)
+        registry.register(make_python_tool(python_limits))
     return registry
 
 

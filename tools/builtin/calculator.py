@@ -29,6 +29,13 @@ MAX_FLOAT = 1e300
 Number = int | float
 
 
+# Arithmetic in the question: an answer computed in the model's head is often wrong.
+NEEDED_WHEN = (
+    r"(?i)\d\s*[-+*/×÷^%]\s*\(?\d|\d+\s*(times|plus|minus|divided|percent|by|%|to the power)"
+    r"|[乘除加减]|次方|平方根|折后|square root|\bdivide\b|\bcompute\b|\bcalculat"
+)
+
+
 class CalculatorError(ValueError):
     """Bad or unsafe expression; the message is written for the model."""
 
@@ -355,13 +362,6 @@ def calculator(expression: str) -> str:
         expression: The arithmetic expression, for example "(3 + 4) * 2 ** 3" or "sqrt(2) / 2".
     """
     return format_number(evaluate(expression))
-
-
-# A question this matches clearly needs the calculator (the agent's reject-unverified aid).
-NEEDED_WHEN = (
-    r"(?i)\d\s*[-+*/×÷^%]\s*\(?\d|\d+\s*(times|plus|minus|divided|percent|by|%|to the power)"
-    r"|[乘除加减]|次方|平方根|折后|square root|\bdivide\b|\bcompute\b|\bcalculat"
-)
 
 
 def make_calculator_tool() -> Tool:

@@ -33,7 +33,7 @@ ALIASES: dict[str, str] = {
     "z": "UTC",
 }
 
-# A question this matches clearly needs the clock (the agent's reject-unverified aid).
+# Questions about "now": the model cannot know it without the clock.
 NEEDED_WHEN = (
     r"(?i)\bwhat time\b|\bcurrent time\b|\btime is it\b|\btoday'?s date\b|\bwhat day\b"
     r"|几点|时间|几月几号|日期|星期几"

@@ -78,12 +78,13 @@ CREATE TABLE employees (
 )
 """
 
-# A question this matches clearly needs the database (the agent's reject-unverified aid).
-NEEDED_WHEN = (
-    r"(?i)employee|database|birthday|department|job title|position|员工|数据库|生日|职位|部门|工作"
-)
-
 _create_lock = threading.Lock()
+
+# Questions about staff: an answer to them without a lookup is a guess.
+NEEDED_WHEN = (
+    r"(?i)employee|database|birthday|department|job title|position"
+    r"|员工|职工|数据库|生日|职位|部门|工作"
+)
 
 
 class EmployeeDBError(RuntimeError):

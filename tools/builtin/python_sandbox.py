@@ -289,5 +289,9 @@ def make_python_tool(limits: PythonLimits | None = None) -> Tool:
         return format_result(run_python(code, lim), lim)
 
     return make_tool(
-        python, name="python", name_for_human="Python Interpreter", timeout=lim.wall_seconds + 10
+        python,
+        name="python",
+        name_for_human="Python Interpreter",
+        timeout=lim.wall_seconds + 10,
+        needed_when=r"(?i)\bpython\b|代码|\bcode\b",
     )
