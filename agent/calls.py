@@ -1,102 +1,102 @@
-"""Running one tool call the model asked for: events out, messages for the history back.
+"""Running the tool calls of one model reply: through the aids, then the tool.
 
-Shared by the ReAct and native formats. Nothing here raises on model mistakes: an unknown tool
-or unusable arguments become an error Observation (source "agent") the model can react to;
-a tool that fails or times out comes back from ToolRegistry.call as an error result.
+Nothing here raises on model mistakes: a call that cannot be read, an unknown tool or
+unusable arguments become an error Observation (source "agent") the model can react to; a
+tool that fails or times out comes back from ToolRegistry.call as an error result. The
+step's assistant message and tool messages are appended to the turn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import dataclasses
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agent import events as ev
-from agent.dedupe import CallKey, call_key, repeat_observation
-from agent.errors import ToolCallError, UnknownToolError
-from agent.history import tool_call_entry, tool_message
-from agent.repair import resolve_arguments, resolve_tool_name
-from llm.types import Message
-from tools.registry import Tool, ToolRegistry
+from agent.aids.base import Aid, PendingCall, StepOutcome, TurnContext
+from agent.errors import ArgumentError
+from agent.history import assistant_tool_calls, new_call_id, tool_call_entry, tool_message
+from agent.messages import say
+from agent.repair import resolve_arguments
+from tools.registry import Tool
 
 
 @dataclass(frozen=True)
-class CallOutcome:
-    call: dict[str, Any]  # the entry for the assistant message's tool_calls
-    result: Message  # the tool message
-    observation: str
-    invalid: str | None = None  # why the call could not run (unknown tool, bad arguments)
-    repeated: bool = False  # an identical call already ran this turn: not run again
-    earlier_result: str = ""  # with repeated: what that earlier call returned
+class _Ran:
+    entry: dict[str, Any]  # the assistant message's tool_calls entry
+    text: str  # the Observation
+    invalid: str | None = None  # why the call could not run
+    by_aid: bool = False  # an aid answered it instead of the tool
 
 
-def _lookup(tools: ToolRegistry, name: str, repair: bool) -> tuple[Tool, bool]:
-    """The tool named, and whether the name had to be repaired to find it."""
-    tool = tools.get(name)
-    if tool is not None:
-        return tool, False
-    fixed = resolve_tool_name(name, tools) if repair and name else None
-    if fixed is not None:
-        return tools.get(fixed), True  # type: ignore[return-value]
-    available = ", ".join(tools.names())
-    if not name:
-        raise UnknownToolError(f"no tool was named. Use one of [{available}]")
-    raise UnknownToolError(f"unknown tool {name!r}. Use one of [{available}]")
+def run_calls(
+    ctx: TurnContext, aids: Sequence[Aid], thought: str, calls: Sequence[PendingCall]
+) -> Generator[ev.AgentEvent, None, StepOutcome]:
+    """Run each call in order; the turn gets one assistant message and one result each.
 
-
-def run_call(
-    tools: ToolRegistry,
-    *,
-    step: int,
-    call_id: str,
-    name: str,
-    raw: Any,
-    raw_text: str,
-    repair: bool,
-    parse_error: str | None = None,
-    repaired: bool = False,
-    earlier: dict[CallKey, str] | None = None,
-) -> Generator[ev.AgentEvent, None, CallOutcome]:
-    """raw: Action Input text or the decoded native arguments; raw_text: as the model wrote it.
-
-    parse_error: the call itself could not be read (a broken <tool_call> block).
-    repaired: the call was already repaired while parsing (e.g. written without tags).
-    earlier: results of the turn's calls so far (dedupe on): an identical call is not run
-    again, and a new successful result is added.
+    The history grows call by call, so an aid sees the reply's earlier calls and results
+    (a repeat inside one reply is caught too).
     """
+    ran: list[_Ran] = []
+    message = assistant_tool_calls(thought, [])
+    ctx.turn.append(message)
+    for call in calls:
+        if call.thought:
+            yield ev.Thought(ctx.step, call.thought)
+        call_id = new_call_id()
+        one = yield from _run_one(ctx, aids, call, call_id)
+        ran.append(one)
+        message["tool_calls"].append(one.entry)
+        ctx.turn.append(tool_message(call_id, one.entry["function"]["name"], one.text))
+    invalid = next((r.invalid for r in ran if r.invalid), None)
+    return StepOutcome(invalid, repeated=bool(ran) and all(r.by_aid for r in ran))
+
+
+def _checked(
+    ctx: TurnContext, call: PendingCall
+) -> tuple[PendingCall, Tool | None, dict[str, Any], str | None]:
+    """(the call, its tool, validated arguments, why it cannot run)."""
+    if call.error:
+        return call, None, {}, call.error
+    tool = ctx.tools.get(call.name)
+    if tool is None:
+        available = ", ".join(ctx.tools.names())
+        if not call.name:
+            return call, None, {}, f"no tool was named. Use one of [{available}]"
+        return call, None, {}, f"unknown tool {call.name!r}. Use one of [{available}]"
     try:
-        if parse_error:
-            raise ToolCallError(parse_error)
-        tool, renamed = _lookup(tools, name, repair)
-        name, repaired = tool.name, repaired or renamed
-        resolved = resolve_arguments(tool, raw, repair=repair)
-    except ToolCallError as e:
-        message = f"Error: {e}"
-        yield ev.ToolCall(step, call_id, name, {}, raw_text, repaired)
-        yield ev.StepError(step, message)
-        yield ev.Observation(step, call_id, name, message, 0.0, ok=False, source="agent")
-        return CallOutcome(
-            tool_call_entry(call_id, name, raw if isinstance(raw, dict) else raw_text),
-            tool_message(call_id, name, message),
-            message,
-            invalid=str(e),
-        )
-    flagged = repaired or resolved.repaired
-    yield ev.ToolCall(step, call_id, name, resolved.arguments, raw_text, flagged)
-    key = call_key(name, resolved.arguments)
-    entry = tool_call_entry(call_id, name, resolved.arguments)
-    if earlier is not None and key in earlier:
-        text = repeat_observation(name, earlier[key])
-        yield ev.Observation(step, call_id, name, text, 0.0, ok=True, source="agent")
-        return CallOutcome(
-            entry,
-            tool_message(call_id, name, text),
-            text,
-            repeated=True,
-            earlier_result=earlier[key],
-        )
-    result = tools.call(name, resolved.arguments)
-    yield ev.Observation(step, call_id, name, result.text, result.seconds, ok=result.ok)
-    if earlier is not None and result.ok:
-        earlier[key] = result.text
-    return CallOutcome(entry, tool_message(call_id, name, result.text), result.text)
+        resolved = resolve_arguments(tool, call.arguments, repair=False)
+    except ArgumentError as e:
+        return call, tool, {}, str(e)
+    if resolved.repaired:  # read leniently (json5): flagged like a repair
+        call = dataclasses.replace(call, repaired=True)
+    return call, tool, resolved.arguments, None
+
+
+def _run_one(
+    ctx: TurnContext, aids: Sequence[Aid], call: PendingCall, call_id: str
+) -> Generator[ev.AgentEvent, None, _Ran]:
+    for aid in aids:
+        call = aid.on_tool_call(ctx, call)
+    call, tool, arguments, error = _checked(ctx, call)
+    if error is not None or tool is None:
+        why = error or "the call cannot run"
+        text = f"Error: {why}"
+        written = call.arguments if isinstance(call.arguments, dict) else call.raw
+        yield ev.ToolCall(ctx.step, call_id, call.name, {}, call.raw, call.repaired)
+        yield ev.StepError(ctx.step, say("bad_call", ctx.lang, why=why))
+        yield ev.Observation(ctx.step, call_id, call.name, text, 0.0, ok=False, source="agent")
+        return _Ran(tool_call_entry(call_id, call.name, written), text, invalid=why)
+    yield ev.ToolCall(ctx.step, call_id, tool.name, arguments, call.raw, call.repaired)
+    entry = tool_call_entry(call_id, tool.name, arguments)
+    for aid in aids:
+        answered = aid.on_tool_run(ctx, tool.name, arguments)
+        if answered is not None:
+            text = answered.observation
+            yield ev.AidFired(ctx.step, aid.info.key, answered.message)
+            yield ev.Observation(ctx.step, call_id, tool.name, text, 0.0, ok=True, source="agent")
+            return _Ran(entry, text, by_aid=True)
+    result = ctx.tools.call(tool.name, arguments)
+    yield ev.Observation(ctx.step, call_id, tool.name, result.text, result.seconds, ok=result.ok)
+    return _Ran(entry, result.text)

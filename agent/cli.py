@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent import events as ev
+from agent.aids import AID_INFO
 from agent.errors import AgentError
 from agent.loop import run
 from agent.settings import FORMATS, AgentSettings
@@ -37,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m agent", description="Run one agent turn and print its events."
     )
-    p.add_argument("question")
+    p.add_argument("question", nargs="?", help="one turn; leave out for an interactive chat")
     p.add_argument(
         "--model",
-        required=True,
-        help="registry key, hub id, local directory, 'embedded', or scripted:<file.json>",
+        default=None,
+        help="registry key, hub id, local directory, 'embedded', or scripted:<file.json> "
+        "(default: the same model web_demo.py starts with)",
     )
     p.add_argument(
         "--tools", default="", help="comma-separated tool names, or 'all' (default: none, chat)"
@@ -53,14 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
     p.add_argument("--temperature", type=float, default=GenerationConfig.temperature)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--no-repair", action="store_true", help="switch argument repair off")
-    p.add_argument("--no-prefill", action="store_true", help='ReAct: no "Thought:" prefill')
+    for aid in AID_INFO:  # --no-<key> for an aid that is on by default, --<key> otherwise
+        flag = f"--no-{aid.key}" if aid.default else f"--{aid.key}"
+        p.add_argument(
+            flag,
+            dest=f"aid_{aid.key}",
+            action="store_const",
+            const=not aid.default,
+            default=aid.default,
+            help=f"{'off' if aid.default else 'on'}: {aid.label['en']}",
+        )
     p.add_argument(
-        "--no-reject", action="store_true", help="keep an answer that skipped a needed tool"
+        "--reasoning-chain",
+        action="store_true",
+        help="reason in titled JSON steps, then answer (the o1-like chain; no tools)",
     )
-    p.add_argument("--no-dedupe", action="store_true", help="run a repeated tool call again")
+    p.add_argument("--reasoning-steps", type=int, default=AgentSettings.reasoning_steps)
     p.add_argument(
-        "--no-ask", action="store_true", help="never ask a model with tool results to answer"
+        "--thinking",
+        choices=["on", "off"],
+        default=None,
+        help="thinking models (Qwen3): let the model think first (default: the model's own)",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--show-prompt", action="store_true", help="print each step's prompt")
@@ -70,18 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_backend(source: str, device: str = "auto") -> ChatBackend:
-    try:
-        from llm.sources import open_backend as open_source
-    except ImportError:  # model service not installed: scripted models still work
-        open_source = None
-    if open_source is not None:
-        return open_source(source, device=device)
-    if source.startswith("scripted:"):
-        from llm.scripted import ScriptedBackend
+def open_backend(source: str | None, device: str = "auto") -> ChatBackend:
+    """The model to talk to; None: the default model of this machine (as web_demo.py)."""
+    from llm.registry import default_source, gpu_memory_gb
+    from llm.sources import open_backend as open_source
 
-        return ScriptedBackend.from_file(source.removeprefix("scripted:"))
-    raise CliError(f"cannot open {source!r}: llm.sources is not available")
+    if source is None:
+        source = default_source(cpu_only=device == "cpu" or gpu_memory_gb() is None)
+        print(f"model: {source} (the default here; --model picks another)", file=sys.stderr)
+    return open_source(source, device=device)
 
 
 def _load_module(spec: str) -> Any:
@@ -99,10 +111,8 @@ def _load_module(spec: str) -> Any:
 
 def load_registry(tools_module: str | None) -> ToolRegistry:
     if tools_module is None:
-        try:
-            from tools.builtin import default_registry
-        except ImportError as e:
-            raise CliError(f"the built-in tools are not available: {e}") from None
+        from tools.builtin import default_registry
+
         return default_registry()
     module = _load_module(tools_module)
     if hasattr(module, "default_registry"):
@@ -142,6 +152,10 @@ def print_human(event: ev.AgentEvent, out: TextIO, show_prompt: bool = False) ->
             )
         case ev.Thought(text=text):
             print(f"Thought: {text}", file=out)
+        case ev.ReasoningStep() as e:
+            raw = "" if e.parsed else " (not JSON, shown raw)"
+            print(f"Step {e.index}: {e.title or '…'} ({e.seconds:.1f} s){raw}", file=out)
+            print(f"   {_short(e.content)}", file=out)
         case ev.ToolCall() as e:
             flag = " (repaired)" if e.repaired else ""
             args = json.dumps(e.arguments, ensure_ascii=False)
@@ -153,15 +167,13 @@ def print_human(event: ev.AgentEvent, out: TextIO, show_prompt: bool = False) ->
             print(f"! discarded a result the model wrote itself: {_short(text, 200)}", file=out)
         case ev.StepError(message=message):
             print(f"! {message}", file=out)
-        case ev.AnswerRequested(reason=reason):
-            print(f"! asked the model to answer from the tool results ({reason})", file=out)
-        case ev.AnswerRejected(text=text, tool=tool):
-            print(
-                f"! answer not checked with a tool, re-asked to use {tool}: {_short(text, 200)}",
-                file=out,
-            )
-        case ev.FinalAnswer(text=text, steps=steps):
-            print(f"Final Answer ({steps} step{'s' if steps != 1 else ''}): {text}", file=out)
+        case ev.AidFired(aid=aid, message=message, text=text):
+            set_aside = f" (set aside: {_short(text, 200)})" if text else ""
+            print(f"! aid {aid}: {message}{set_aside}", file=out)
+        case ev.FinalAnswer(text=text, steps=steps, fallback=fallback, thinking_seconds=t):
+            note = ", from the tool result" if fallback else ""
+            note += f", thought for {t:.1f} s" if t else ""
+            print(f"Final Answer ({steps} step{'s' if steps != 1 else ''}{note}): {text}", file=out)
         case ev.StepLimitReached(message=message):
             print(f"Step limit: {message}", file=out)
         case ev.Stopped(steps=steps):
@@ -190,11 +202,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             generation=GenerationConfig(
                 max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
             ),
-            repair_arguments=not args.no_repair,
-            prefill_thought=not args.no_prefill,
-            reject_unverified=not args.no_reject,
-            dedupe_calls=not args.no_dedupe,
-            ask_for_answer=not args.no_ask,
+            aids=frozenset(a.key for a in AID_INFO if getattr(args, f"aid_{a.key}")),
+            reasoning_chain=args.reasoning_chain,
+            reasoning_steps=args.reasoning_steps,
+            thinking=None if args.thinking is None else args.thinking == "on",
         )
         tools = select_tools(load_registry(args.tools_module), args.tools)
         backend = open_backend(args.model, args.device)
@@ -204,6 +215,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a model that cannot load is reported, not traced
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.question is None:
+        from agent.chat import chat_loop
+
+        try:
+            return chat_loop(backend, tools, settings, sys.stdin, out)
+        finally:
+            backend.close()
     terminal: ev.AgentEvent | None = None
     try:
         for event in run(backend, tools, [], args.question, settings):

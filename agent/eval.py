@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.aids import AID_KEYS
 from agent.errors import AgentInputError
 from agent.events import (
     AgentFailed,
-    AnswerRejected,
+    AidFired,
     FinalAnswer,
     Observation,
     StepError,
@@ -242,7 +243,7 @@ def score_events(
             invalid.add(ev.call_id)
         elif isinstance(ev, StepError):
             step_errors += 1
-        elif isinstance(ev, AnswerRejected):
+        elif isinstance(ev, AidFired) and ev.aid == "reject":
             rejected += 1
         elif type(ev) in _OUTCOMES:
             terminal = ev
@@ -341,7 +342,7 @@ class EvalSetting:
 
 
 # System-prompt variants for the prompt switch. "default" keeps the settings' own prompt,
-# "prefill" keeps it too and turns prefill_thought on; the others turn it off.
+# "prefill" keeps it too and turns the prefill aid on; the others turn it off.
 PROMPT_VARIANTS: dict[str, str | None] = {
     "default": None,
     "prefill": None,
@@ -353,26 +354,10 @@ PROMPT_VARIANTS: dict[str, str | None] = {
     ),
 }
 
-# Short switch names -> AgentSettings fields (any other boolean/int field works by its name).
-SWITCH_ALIASES = {
-    "repair": "repair_arguments",
-    "retry": "retry_invalid",
-    "reject": "reject_unverified",
-    "prefill": "prefill_thought",
-    "dedupe": "dedupe_calls",
-    "ask": "ask_for_answer",
-}
-# Switches that set several fields at once.
+# Switches that turn several aids on or off at once (each aid key is a switch too).
 GROUP_SWITCHES: dict[str, tuple[str, ...]] = {
-    "robust": ("repair_arguments", "retry_invalid", "reject_unverified"),
-    "aids": (
-        "repair_arguments",
-        "retry_invalid",
-        "reject_unverified",
-        "prefill_thought",
-        "dedupe_calls",
-        "ask_for_answer",
-    ),
+    "robust": ("repair", "retry", "reject"),
+    "aids": AID_KEYS,
 }
 _ON = {"on", "true", "yes", "1"}
 _OFF = {"off", "false", "no", "0"}
@@ -388,9 +373,9 @@ def parse_switches(specs: Sequence[str]) -> list[tuple[str, list[str]]]:
         vals = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not name or not vals:
             raise AgentInputError(f"--switch {spec!r}: expected NAME=VALUE[,VALUE...]")
-        special = name == "prompt" or name in GROUP_SWITCHES
-        if not special and SWITCH_ALIASES.get(name, name) not in fields:
-            known = sorted({*SWITCH_ALIASES, *GROUP_SWITCHES, "prompt", *fields} - {"generation"})
+        special = name == "prompt" or name in GROUP_SWITCHES or name in AID_KEYS
+        if not special and name not in fields:
+            known = sorted({*AID_KEYS, *GROUP_SWITCHES, "prompt", *fields} - {"generation", "aids"})
             raise AgentInputError(f"--switch {name!r}: unknown switch; known: {known}")
         if name == "prompt":
             bad = [v for v in vals if v not in PROMPT_VARIANTS]
@@ -429,17 +414,18 @@ def build_settings(
         settings, chosen = base, {}
         for name, raw in zip(names, combo, strict=True):
             chosen[name] = raw
-            if name in GROUP_SWITCHES:
+            if name in GROUP_SWITCHES or name in AID_KEYS:
                 on = _value(bool, raw, name)
-                settings = dataclasses.replace(settings, **dict.fromkeys(GROUP_SWITCHES[name], on))
+                settings = settings.with_aids(
+                    **dict.fromkeys(GROUP_SWITCHES.get(name, (name,)), on)
+                )
             elif name == "prompt":
                 text = PROMPT_VARIANTS[raw]
-                settings = dataclasses.replace(settings, prefill_thought=raw == "prefill")
+                settings = settings.with_aids(prefill=raw == "prefill")
                 if text is not None:
                     settings = dataclasses.replace(settings, system_prompt=text)
             else:
-                fname = SWITCH_ALIASES.get(name, name)
-                settings = dataclasses.replace(settings, **{fname: _value(types[fname], raw, name)})
+                settings = dataclasses.replace(settings, **{name: _value(types[name], raw, name)})
         label = " ".join(f"{k}={v}" for k, v in chosen.items()) or "default"
         out.append(EvalSetting(label, settings, chosen))
     return out
@@ -562,7 +548,7 @@ def report_json(
                 "label": setting.label,
                 "switches": setting.switches,
                 "settings": {
-                    k: v
+                    k: sorted(v) if isinstance(v, frozenset) else v
                     for k, v in dataclasses.asdict(setting.settings).items()
                     if k != "system_prompt"
                 }
@@ -593,8 +579,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=V[,V]",
-        help="repair, retry, reject, prefill, dedupe, robust (repair+retry+reject), aids (all "
-        "five) with on/off, prompt ("
+        help=f"an aid ({', '.join(AID_KEYS)}), robust (repair+retry+reject) or aids (all of "
+        "them) with on/off, prompt ("
         + "|".join(PROMPT_VARIANTS)
         + ") or an AgentSettings field; several values run side by side (their product)",
     )

@@ -75,31 +75,46 @@ class StepError:
 
 
 @dataclasses.dataclass(frozen=True)
-class AnswerRequested:
-    """The model had tool results but repeated a call or replied with nothing; a user turn now
-    asks it to answer from them (AgentSettings.ask_for_answer)."""
+class AidFired:
+    """A small-model aid acted (agent/aids): it re-asked the model, or ended the turn.
 
-    step: int
-    reason: str  # "repeated_call" | "empty_answer"
-
-
-@dataclasses.dataclass(frozen=True)
-class AnswerRejected:
-    """The model answered without a tool the question clearly needs; it is asked once more.
-
-    text: the answer thrown away; tool: the tool the re-ask names (AgentSettings.reject_unverified).
+    aid: its key ("reject", "ask", "junk", "dedupe", ...); message: what it did, for the
+    trace, in the UI language; text: the answer it set aside, if any.
     """
 
     step: int
-    text: str
-    tool: str
+    aid: str
+    message: str
+    text: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReasoningStep:
+    """One step of the reasoning chain (agent/reasoning.py): a titled card in the trace.
+
+    step: the model call it came from; index: its number in the chain; parsed: False when the
+    model did not write a JSON step (content is then its raw text).
+    """
+
+    step: int
+    index: int
+    title: str
+    content: str
+    seconds: float
+    parsed: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
 class FinalAnswer:
+    """The turn's answer. fallback: the model did not phrase one, so the agent shows the last
+    tool result, readable, under a note (never raw JSON or nothing). thinking_seconds: the
+    reasoning chain's total time (0 outside that mode)."""
+
     text: str
     steps: int
     messages: tuple[Message, ...] = ()
+    fallback: bool = False
+    thinking_seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +152,8 @@ AgentEvent = (
     | DiscardedObservation
     | ModelCallEnd
     | StepError
-    | AnswerRejected
-    | AnswerRequested
+    | AidFired
+    | ReasoningStep
     | FinalAnswer
     | StepLimitReached
     | Stopped
@@ -156,8 +171,8 @@ _TYPE_NAMES = {
     DiscardedObservation: "discarded_observation",
     ModelCallEnd: "model_call_end",
     StepError: "step_error",
-    AnswerRejected: "answer_rejected",
-    AnswerRequested: "answer_requested",
+    AidFired: "aid_fired",
+    ReasoningStep: "reasoning_step",
     FinalAnswer: "final_answer",
     StepLimitReached: "step_limit",
     Stopped: "stopped",

@@ -2,35 +2,30 @@
 
 run() checks its inputs eagerly (misuse raises AgentError at call time, before any event)
 and returns the event stream. The stream always ends with exactly one terminal event whose
-`messages` are this turn's new OpenAI-style messages, user message first.
+`messages` are this turn's new OpenAI-style messages, user message first. What the aids
+decide (agent/aids) comes back as a Verdict the loop applies; the loop itself knows no aid.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 
 from agent import events as ev
+from agent.aids import make_aids
+from agent.aids.base import Aid, CallPlan, Continue, Fail, Finish, ReAsk, TurnContext, Verdict
+from agent.answers import fallback_answer, junk_kind
+from agent.calls import run_calls
 from agent.errors import AgentInputError
-from agent.followup import ask_for_answer
 from agent.history import assistant_message, normalize_history, user_message
+from agent.messages import say
+from agent.modelcall import model_call
 from agent.native import NativeFormat
-from agent.prefill import PrefixJoin
 from agent.react import ReactFormat
-from agent.reject import review_answer
+from agent.reasoning import run_chain
 from agent.settings import AgentSettings, resolve_format
-from agent.steps import FinalOutput, ToolFormat
-from llm.types import (
-    CHATML_STOP_WORDS,
-    ChatBackend,
-    GenerationEnd,
-    GenerationRequest,
-    Message,
-    StopReason,
-    TextDelta,
-    ThinkingDelta,
-)
+from agent.steps import Reply, ToolFormat
+from llm.types import CHATML_STOP_WORDS, ChatBackend, Message, StopReason
 from tools.registry import ToolRegistry
 
 
@@ -43,8 +38,11 @@ def run(
     cancel: threading.Event | None = None,
 ) -> Iterator[ev.AgentEvent]:
     """One turn. tools: the enabled tools (empty: plain chat). cancel: set it to stop."""
-    fmt = _format(backend, tools, history, query, settings)
-    return _run(backend, fmt, query.strip(), settings, cancel or threading.Event())
+    fmt, ctx = _start(backend, tools, history, query, settings)
+    cancel = cancel or threading.Event()
+    if settings.reasoning_chain:
+        return run_chain(backend, history, ctx.query, settings, cancel)
+    return _run(backend, fmt, ctx, make_aids(settings.aids), cancel)
 
 
 def preview_prompt(
@@ -55,128 +53,115 @@ def preview_prompt(
     settings: AgentSettings = AgentSettings(),  # noqa: B008
 ) -> tuple[str, list[str]]:
     """The exact prompt text of the turn's first model call, and every stop word it uses."""
-    fmt = _format(backend, tools, history, query, settings)
-    request = fmt.request([user_message(query.strip())])
+    fmt, ctx = _start(backend, tools, history, query, settings)
+    request = _plan(fmt, ctx, make_aids(settings.aids), threading.Event()).request
     return backend.render(request), [*request.stop, *CHATML_STOP_WORDS]
 
 
 def _run(
     backend: ChatBackend,
     fmt: ToolFormat,
-    query: str,
-    settings: AgentSettings,
+    ctx: TurnContext,
+    aids: Sequence[Aid],
     cancel: threading.Event,
 ) -> Iterator[ev.AgentEvent]:
-    turn: list[Message] = [user_message(query)]
-    repeats = 0
-    for step in range(1, settings.max_steps + 1):
+    for step in range(1, ctx.max_steps + 1):
+        ctx.step = step
         if cancel.is_set():
-            yield ev.Stopped(step - 1, "", tuple(turn))
+            yield ev.Stopped(step - 1, "", tuple(ctx.turn))
             return
-        request = fmt.request(turn)
-        request.cancel = cancel
-        end = yield from _model_call(backend, request, step, fmt.prefill(turn))
+        end = yield from model_call(backend, _plan(fmt, ctx, aids, cancel), step)
         if end.reason is StopReason.CANCELLED:
             partial = fmt.visible(end.text)
-            kept = [*turn, assistant_message(partial)] if partial else turn
+            kept = [*ctx.turn, assistant_message(partial)] if partial else ctx.turn
             yield ev.Stopped(step, end.text, tuple(kept))
             return
         if end.reason is StopReason.ERROR:
-            yield ev.AgentFailed(step, end.error or "the model call failed", tuple(turn))
+            message = say("model_failed", ctx.lang, error=end.error or "unknown error")
+            yield ev.AgentFailed(step, message, tuple(ctx.turn))
             return
-        nxt = yield from fmt.step(end, step, turn)
-        if isinstance(nxt, FinalOutput):
-            rejected = _review(nxt, step, turn, fmt, settings)
-            if rejected is not None:
-                yield rejected
-                continue
-            if settings.ask_for_answer and step < settings.max_steps and not nxt.answer.strip():
-                asked = ask_for_answer(turn, step, "empty_answer")
-                if asked is not None:
-                    yield asked
-                    continue
-            turn.append(assistant_message(nxt.answer))
-            yield ev.FinalAnswer(nxt.answer, step, tuple(turn))
+        reply = fmt.parse(end)
+        aid, verdict = yield from _step(ctx, aids, reply)
+        final = yield from _apply(ctx, aid, verdict, reply)
+        if final is not None:
+            yield final
             return
-        if nxt.invalid and not settings.retry_invalid:
-            message = f"The model made an invalid tool call ({nxt.invalid}); retrying is off."
-            yield ev.AgentFailed(step, message, tuple(turn))
-            return
-        repeats = repeats + 1 if nxt.repeated else 0
-        if repeats == 1 and settings.ask_for_answer:
-            asked = ask_for_answer(turn, step, "repeated_call")
-            if asked is not None:
-                yield asked
-        if repeats >= 2:  # told once that the call already ran, and it called it again
-            name, result = nxt.repeated
-            message = (
-                f"Stopped early: the model kept calling {name} with the same arguments instead "
-                f"of answering. The tool's result was:\n{result}"
-            )
-            turn.append(assistant_message(message))
-            yield ev.StepLimitReached(step, message, tuple(turn))
-            return
-    message = (
-        f"Stopped after {settings.max_steps} model calls without a final answer "
-        "(the step limit). Ask again, simplify the question, or raise max_steps."
-    )
-    turn.append(assistant_message(message))
-    yield ev.StepLimitReached(settings.max_steps, message, tuple(turn))
+    message = say("step_limit", ctx.lang, n=ctx.max_steps)
+    ctx.turn.append(assistant_message(message))
+    yield ev.StepLimitReached(ctx.max_steps, message, tuple(ctx.turn))
 
 
-def _review(
-    out: FinalOutput, step: int, turn: list[Message], fmt: ToolFormat, settings: AgentSettings
-) -> ev.AnswerRejected | None:
-    """reject_unverified: an answer that skipped a clearly needed tool gets one re-ask (added
-    to turn), while a step is left for it."""
-    if not settings.reject_unverified or step >= settings.max_steps:
+def _plan(
+    fmt: ToolFormat, ctx: TurnContext, aids: Sequence[Aid], cancel: threading.Event
+) -> CallPlan:
+    plan = CallPlan(fmt.request(ctx.turn))
+    for aid in aids:
+        plan = aid.on_request(ctx, plan)
+    plan.request.cancel = cancel
+    return plan
+
+
+Decided = tuple[str, Verdict]  # the aid that decided ("" for the loop's default), its verdict
+
+
+def _step(
+    ctx: TurnContext, aids: Sequence[Aid], reply: Reply
+) -> Generator[ev.AgentEvent, None, Decided]:
+    """Events for the reply and the verdict on it: the aids' opinion, else the default (an
+    answer ends the turn; a step whose calls ran goes on; one that could not run fails)."""
+    if reply.discarded:
+        yield ev.DiscardedObservation(ctx.step, reply.discarded)
+    if reply.thought:
+        yield ev.Thought(ctx.step, reply.thought)
+    if not reply.calls:
+        decided = _first((a.info.key, a.on_final(ctx, reply.answer)) for a in aids)
+        return decided or ("", Finish(reply.answer))
+    outcome = yield from run_calls(ctx, aids, reply.thought, reply.calls)
+    decided = _first((a.info.key, a.on_step(ctx, outcome)) for a in aids)
+    if decided is None and outcome.invalid:
+        return "", Fail(say("retry_off", ctx.lang, why=outcome.invalid))
+    return decided or ("", Continue())
+
+
+def _first(opinions: Iterator[tuple[str, Verdict | None]]) -> Decided | None:
+    """The first aid with an opinion decides (aids run in AIDS order)."""
+    return next(((key, v) for key, v in opinions if v is not None), None)
+
+
+def _apply(
+    ctx: TurnContext, aid: str, verdict: Verdict, reply: Reply
+) -> Generator[ev.AgentEvent, None, ev.TerminalEvent | None]:
+    """Apply a verdict to the turn; the terminal event when the turn ends, else None."""
+    if isinstance(verdict, ReAsk) and ctx.steps_left:
+        if verdict.after_answer:
+            ctx.turn.append(assistant_message(reply.answer))
+        ctx.turn.append(user_message(verdict.text))
+        yield ev.AidFired(ctx.step, aid, verdict.message, reply.answer)
         return None
-    return review_answer(out.answer, step, turn, fmt.tools.names())
+    if isinstance(verdict, Fail):
+        return ev.AgentFailed(ctx.step, verdict.message, tuple(ctx.turn))
+    if isinstance(verdict, Continue):
+        return None
+    answer = verdict.answer if isinstance(verdict, Finish) else reply.answer
+    fallback = isinstance(verdict, Finish) and verdict.fallback
+    if aid and isinstance(verdict, Finish) and verdict.message:
+        yield ev.AidFired(ctx.step, aid, verdict.message)
+    if not fallback and junk_kind(answer) is not None:  # never hand junk to the user
+        readable = fallback_answer(ctx.turn, ctx.lang)
+        if readable is not None:
+            answer, fallback = readable, True
+    ctx.turn.append(assistant_message(answer))
+    return ev.FinalAnswer(answer, ctx.step, tuple(ctx.turn), fallback=fallback)
 
 
-def _model_call(
-    backend: ChatBackend, request: GenerationRequest, step: int, prefix: str = ""
-) -> Generator[ev.AgentEvent, None, GenerationEnd]:
-    """Stream one model call as events; a backend that raises becomes an ERROR end.
-
-    prefix: what the prompt already wrote of the reply; it streams first and leads the
-    returned text, so the trace and the parser see the whole step.
-    """
-    try:
-        prompt = backend.render(request)
-    except Exception as e:  # noqa: BLE001 - the UI shows the failure, the app keeps running
-        return GenerationEnd("", StopReason.ERROR, error=f"rendering the prompt failed: {e}")
-    yield ev.StepStarted(step, prompt)
-    join = PrefixJoin(prefix)
-    end: GenerationEnd | None = None
-    try:
-        for item in backend.stream(request):
-            if isinstance(item, TextDelta) and (text := join.feed(item.text)):
-                yield TextDelta(text, step)
-            elif isinstance(item, ThinkingDelta):
-                yield ThinkingDelta(item.text, step)
-            elif isinstance(item, GenerationEnd):
-                end = item
-    except Exception as e:  # noqa: BLE001
-        end = GenerationEnd("", StopReason.ERROR, error=f"{type(e).__name__}: {e}")
-    if end is None:
-        end = GenerationEnd("", StopReason.ERROR, error="the model stream ended without a result")
-    if prefix and end.reason is not StopReason.ERROR:
-        if held := join.flush():
-            yield TextDelta(held, step)
-        end = dataclasses.replace(end, text=join.full(end.text))
-    yield ev.ModelCallEnd(step, end)
-    return end
-
-
-def _format(
+def _start(
     backend: ChatBackend,
     tools: ToolRegistry,
     history: list[Message],
     query: str,
     settings: AgentSettings,
-) -> ToolFormat:
-    """Check the caller's inputs and pick the tool-calling format for this turn."""
+) -> tuple[ToolFormat, TurnContext]:
+    """Check the caller's inputs; the turn's tool-calling format and context."""
     if not isinstance(settings, AgentSettings):
         raise AgentInputError("settings must be an agent.settings.AgentSettings")
     if not isinstance(tools, ToolRegistry):
@@ -186,6 +171,16 @@ def _format(
     if not isinstance(query, str) or not query.strip():
         raise AgentInputError("the question is empty")
     past = normalize_history(history)
-    if resolve_format(settings, backend.info) == "native":
-        return NativeFormat(tools, past, settings)
-    return ReactFormat(tools, past, settings)
+    kind = resolve_format(settings, backend.info)
+    fmt: ToolFormat = (NativeFormat if kind == "native" else ReactFormat)(tools, past, settings)
+    query = query.strip()
+    ctx = TurnContext(
+        query=query,
+        tools=tools,
+        turn=[user_message(query)],
+        format=kind,
+        model=backend.info,
+        lang=settings.lang,
+        max_steps=settings.max_steps,
+    )
+    return fmt, ctx

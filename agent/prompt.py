@@ -50,9 +50,6 @@ TOOL_NAME_SEPARATOR = ","
 # Stop before the model writes the tool result itself (the backend adds the ChatML ones).
 REACT_STOP_WORDS: tuple[str, ...] = ("Observation:", "Observation:\n")
 
-# AgentSettings.prefill_thought: a fresh assistant turn starts with this, written for the model.
-THOUGHT_PREFIX = "Thought:"
-
 
 class TemplateError(AgentError):
     """A template and its values do not match (a programming error, caught by tests)."""

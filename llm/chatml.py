@@ -83,7 +83,12 @@ def render_chatml(
                 block = render_tool_call(fn["name"], fn["arguments"])
                 content += ("\n" if content else "") + block
         if role == "tool":
-            role, content = "user", f"<tool_response>\n{content}\n</tool_response>"
+            # consecutive results share one user turn, one block each (as Qwen2.5's template)
+            block = f"<tool_response>\n{content}\n</tool_response>"
+            if i > 0 and msgs[i - 1]["role"] == "tool":
+                parts[-1] = parts[-1].removesuffix("<|im_end|>\n") + f"\n{block}<|im_end|>\n"
+                continue
+            role, content = "user", block
         last = i == len(msgs) - 1
         if last and continue_final and role == "assistant":
             parts.append(f"<|im_start|>{role}\n{content}")

@@ -150,6 +150,9 @@ class ModelInfo:
     source: str = ""  # hub id, directory or URL it came from
     supports_constraints: bool = False  # applies GenerationRequest.constraint
     thinking: bool = False  # a thinking model (Qwen3, QwQ): GenerationRequest.thinking applies
+    # The tool-calling format measured best for this model (eval/README.md), used when the
+    # agent's format is "auto"; None: decided by the family (qwen1 ReAct, else native).
+    preferred_format: Literal["react", "native"] | None = None
 
 
 @dataclass

@@ -8,26 +8,24 @@ import json
 import pytest
 
 from agent import events as ev
+from agent.aids import AID_KEYS, DEFAULT_AIDS
+from agent.aids.reject import needed_tool
 from agent.loop import preview_prompt, run
-from agent.prefill import PrefixJoin
-from agent.reject import needed_tool, nudge
+from agent.messages import model_text
+from agent.modelcall import PrefixJoin
 from agent.settings import AgentSettings
 from llm.scripted import ScriptedBackend
-from tests.test_agent_support import SEED_QUESTION, collect, make_registry, of_type
+from tests.test_agent_support import SEED_QUESTION, agent_settings, collect, make_registry, of_type
 from tools.registry import ToolRegistry, make_tool
 
-ALL_OFF = {
-    "prefill_thought": False,
-    "reject_unverified": False,
-    "dedupe_calls": False,
-    "ask_for_answer": False,
-}
+# every aid off except the two the bare loop has always had (repair, retry)
+ALL_OFF = dict.fromkeys(set(AID_KEYS) - {"repair", "retry"}, False)
 
 
 def _turn(script, *, tools=None, query=SEED_QUESTION, family="qwen1", **settings):
     backend = ScriptedBackend(script, family=family)
     tools = make_registry() if tools is None else tools
-    config = AgentSettings(**ALL_OFF | settings)
+    config = agent_settings(**ALL_OFF | settings)
     return backend, collect(run(backend, tools, [], query, config))
 
 
@@ -45,8 +43,7 @@ def _native(name, args):
 
 
 def test_defaults_turn_the_aids_on():
-    s = AgentSettings()
-    assert (s.prefill_thought, s.reject_unverified, s.dedupe_calls) == (True, True, True)
+    assert AgentSettings().aids == DEFAULT_AIDS == set(AID_KEYS)
 
 
 # --------------------------------------------------------------------------- prefill
@@ -57,7 +54,7 @@ def test_prefill_opens_the_first_react_step_with_thought():
         ' 先查张三的生日。\nAction: employee_db\nAction Input: {"name": "张三"}',
         " I now know the final answer\nFinal Answer: 10月",
     ]
-    backend, events = _turn(script, prefill_thought=True)
+    backend, events = _turn(script, prefill=True)
     first, second = backend.requests
     assert first.continue_final
     assert first.messages[-1] == {"role": "assistant", "content": "Thought:"}
@@ -75,7 +72,7 @@ def test_prefill_opens_the_first_react_step_with_thought():
     assert not second.messages[-1]["content"].endswith("Thought:\nThought:")
     assert second.messages[-1]["content"].count("Thought:") == 2
     # preview shows the same first prompt
-    config = AgentSettings(**ALL_OFF | {"prefill_thought": True})
+    config = agent_settings(**ALL_OFF | {"prefill": True})
     text, _ = preview_prompt(backend, make_registry(), [], SEED_QUESTION, config)
     assert text == prompts[0]
 
@@ -88,16 +85,16 @@ def test_prefill_off_sends_a_fresh_assistant_turn():
 
 
 def test_a_model_that_repeats_the_prefix_is_not_shown_it_twice():
-    backend, events = _turn(["Thought: 直接回答\nFinal Answer: 10月"], prefill_thought=True)
+    backend, events = _turn(["Thought: 直接回答\nFinal Answer: 10月"], prefill=True)
     assert _streamed(events, 1) == "Thought: 直接回答\nFinal Answer: 10月"
     assert [t.text for t in of_type(events, ev.Thought)] == ["直接回答"]
     assert events[-1].text == "10月"
 
 
 def test_prefill_leaves_native_calls_and_plain_chat_alone():
-    backend, _ = _turn(["10月"], family="qwen2", prefill_thought=True)
+    backend, _ = _turn(["10月"], family="qwen2", prefill=True)
     assert not backend.requests[0].continue_final
-    backend, _ = _turn(["你好"], tools=ToolRegistry(), query="你好", prefill_thought=True)
+    backend, _ = _turn(["你好"], tools=ToolRegistry(), query="你好", prefill=True)
     assert not backend.requests[0].continue_final
 
 
@@ -130,10 +127,11 @@ REJECT_SCRIPT = [
 
 
 def test_reject_re_asks_once_naming_the_tool():
-    backend, events = _turn(REJECT_SCRIPT, query="What is 37 times 89?", reject_unverified=True)
-    (rejected,) = of_type(events, ev.AnswerRejected)
-    assert (rejected.step, rejected.text, rejected.tool) == (1, "3000", "calculator")
-    assert ev.event_to_dict(rejected)["type"] == "answer_rejected"
+    backend, events = _turn(REJECT_SCRIPT, query="What is 37 times 89?", reject=True)
+    (rejected,) = of_type(events, ev.AidFired)
+    assert (rejected.step, rejected.aid, rejected.text) == (1, "reject", "3000")
+    assert "calculator" in rejected.message
+    assert ev.event_to_dict(rejected)["type"] == "aid_fired"
     final = events[-1]
     assert isinstance(final, ev.FinalAnswer) and final.text == "3293" and final.steps == 3
     assert [c.name for c in of_type(events, ev.ToolCall)] == ["calculator"]
@@ -153,14 +151,14 @@ def test_reject_re_asks_once_naming_the_tool():
 
 def test_reject_off_keeps_the_unchecked_answer():
     backend, events = _turn(REJECT_SCRIPT, query="What is 37 times 89?")
-    assert not of_type(events, ev.AnswerRejected)
+    assert not of_type(events, ev.AidFired)
     assert events[-1].text == "3000" and len(backend.requests) == 1
 
 
 def test_reject_fires_only_once_per_turn():
     script = ["Final Answer: 3000", "Final Answer: still 3000"]
-    _, events = _turn(script, query="What is 37 times 89?", reject_unverified=True)
-    assert len(of_type(events, ev.AnswerRejected)) == 1
+    _, events = _turn(script, query="What is 37 times 89?", reject=True)
+    assert len(of_type(events, ev.AidFired)) == 1
     assert events[-1].text == "still 3000" and events[-1].steps == 2
 
 
@@ -178,31 +176,32 @@ def test_reject_fires_only_once_per_turn():
     ],
 )
 def test_reject_leaves_other_answers_alone(query, script, settings):
-    backend, events = _turn(script, query=query, reject_unverified=True, **settings)
-    assert not of_type(events, ev.AnswerRejected)
+    backend, events = _turn(script, query=query, reject=True, **settings)
+    assert not of_type(events, ev.AidFired)
     assert isinstance(events[-1], ev.FinalAnswer) and backend.remaining == 0
 
 
 def test_reject_works_with_native_calls():
     script = ["3000", _native("calculator", {"expression": "37*89"}), "3293"]
-    backend, events = _turn(
-        script, family="qwen2", query="37乘以89等于多少？", reject_unverified=True
-    )
-    assert [r.tool for r in of_type(events, ev.AnswerRejected)] == ["calculator"]
+    backend, events = _turn(script, family="qwen2", query="37乘以89等于多少？", reject=True)
+    assert [(r.aid, r.text) for r in of_type(events, ev.AidFired)] == [("reject", "3000")]
     assert events[-1].text == "3293"
     nudge_msg = backend.requests[1].messages[-1]
-    assert nudge_msg == {"role": "user", "content": nudge("37乘以89等于多少？", "calculator")}
+    nudge = model_text("nudge_tool", "37乘以89等于多少？", tool="calculator")
+    assert nudge_msg == {"role": "user", "content": nudge}
     assert "请使用 calculator 工具" in nudge_msg["content"]
 
 
 def test_needed_tool_rules():
-    tools = ["employee_db", "calculator", "clock", "python"]
+    from tools.builtin import default_registry
+
+    tools = list(default_registry())
     assert needed_tool("张三的生日是几月？", tools) == "employee_db"
     assert needed_tool("What is 37 * 89?", tools) == "calculator"
     assert needed_tool("What time is it in Tokyo?", tools) == "clock"
     assert needed_tool("Use python to sort [3, 1, 2]", tools) == "python"
     assert needed_tool("Tell me a joke", tools) is None
-    assert needed_tool("What is 37 * 89?", ["clock"]) is None
+    assert needed_tool("What is 37 * 89?", [t for t in tools if t.name == "clock"]) is None
 
 
 # --------------------------------------------------------------------------- dedupe
@@ -218,7 +217,7 @@ def _counting_registry() -> tuple[ToolRegistry, list[str]]:
             name: The employee's name.
         """
         calls.append(name)
-        return "张三: 工程师, 1990-10-15" if name == "张三" else "查无此人"
+        return "张三: 业务员, 5月5日" if name == "张三" else "查无此人"
 
     tool = make_tool(employee_db, name="employee_db", name_for_human="Employee Database")
     return ToolRegistry([tool]), calls
@@ -227,16 +226,19 @@ def _counting_registry() -> tuple[ToolRegistry, list[str]]:
 def test_dedupe_answers_a_repeated_native_call_from_the_first_result():
     tools, executed = _counting_registry()
     call = _native("employee_db", {"name": "张三"})
-    script = [call, call, "张三是工程师，生日在10月。"]
-    backend, events = _turn(script, tools=tools, family="qwen2", dedupe_calls=True)
+    script = [call, call, "张三是业务员，生日在5月。"]
+    backend, events = _turn(script, tools=tools, family="qwen2", dedupe=True)
     assert executed == ["张三"]  # the repeat did not run
     first, repeat = of_type(events, ev.Observation)
-    assert first.source == "tool" and first.text == "张三: 工程师, 1990-10-15"
+    assert first.source == "tool" and first.text == "张三: 业务员, 5月5日"
     assert repeat.source == "agent" and repeat.ok
-    assert "already called employee_db" in repeat.text and first.text in repeat.text
-    assert "final answer" in repeat.text
+    # the note is written in the question's language (Chinese here)
+    assert repeat.text == model_text(
+        "repeat_note", SEED_QUESTION, tool="employee_db", result=first.text
+    )
+    assert [f.aid for f in of_type(events, ev.AidFired)] == ["dedupe"]
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == "张三是工程师，生日在10月。"
+    assert isinstance(final, ev.FinalAnswer) and final.text == "张三是业务员，生日在5月。"
     # the model saw the nudge as the repeated call's tool result
     assert backend.requests[2].messages[-1]["content"] == repeat.text
 
@@ -251,15 +253,16 @@ def test_without_dedupe_the_repeat_loop_runs_to_the_step_limit():
 
 def test_dedupe_stops_a_model_that_ignores_the_repeat_note():
     """The 0.5B model repeats the call even after being told it already ran: the turn ends
-    there (with the tool's result in the message) instead of burning every step left."""
+    there, with the tool's result shown readably, instead of burning every step left."""
     tools, executed = _counting_registry()
     call = _native("employee_db", {"name": "张三"})
-    backend, events = _turn([call] * 6, tools=tools, family="qwen2", max_steps=8, dedupe_calls=True)
+    backend, events = _turn([call] * 6, tools=tools, family="qwen2", max_steps=8, dedupe=True)
     assert executed == ["张三"]
     end = events[-1]
-    assert isinstance(end, ev.StepLimitReached) and end.steps == 3
-    assert "kept calling employee_db" in end.message and "1990-10-15" in end.message
-    assert end.messages[-1] == {"role": "assistant", "content": end.message}
+    assert isinstance(end, ev.FinalAnswer) and end.fallback and end.steps == 3
+    assert "kept calling employee_db" in end.text and "5月5日" in end.text
+    assert end.messages[-1] == {"role": "assistant", "content": end.text}
+    assert [f.aid for f in of_type(events, ev.AidFired)][-1] == "dedupe"
     assert len(backend.requests) == 3
 
 
@@ -267,7 +270,7 @@ def test_a_different_call_between_repeats_resets_the_count():
     tools, executed = _counting_registry()
     zhang, li = _native("employee_db", {"name": "张三"}), _native("employee_db", {"name": "李四"})
     script = [zhang, zhang, li, zhang, "done"]
-    _, events = _turn(script, tools=tools, family="qwen2", max_steps=8, dedupe_calls=True)
+    _, events = _turn(script, tools=tools, family="qwen2", max_steps=8, dedupe=True)
     assert executed == ["张三", "李四"]
     assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "done"
 
@@ -280,11 +283,11 @@ def test_dedupe_with_react_and_what_counts_as_the_same_call():
         _react("employee_db", {"name": "张三"}, "Thought: again"),  # same call: answered
         " I now know the final answer\nFinal Answer: 工程师",
     ]
-    backend, events = _turn(script, tools=tools, dedupe_calls=True)
+    backend, events = _turn(script, tools=tools, dedupe=True)
     assert executed == ["张三", "李四"]
     sources = [o.source for o in of_type(events, ev.Observation)]
     assert sources == ["tool", "tool", "agent"]
-    assert backend.requests[3].messages[-1]["content"].count("already called employee_db") == 1
+    assert backend.requests[3].messages[-1]["content"].count("本轮你已经用相同参数调用过") == 1
     assert events[-1].text == "工程师"
 
 
@@ -305,7 +308,7 @@ def test_dedupe_reruns_a_call_that_failed_and_catches_repeats_in_one_reply():
     tools = ToolRegistry([make_tool(flaky, name="flaky", name_for_human="Flaky")])
     two = _native("flaky", {"n": 1}) + _native("flaky", {"n": 1})
     script = [_native("flaky", {"n": 1}), two, "done"]
-    _, events = _turn(script, tools=tools, family="qwen2", dedupe_calls=True)
+    _, events = _turn(script, tools=tools, family="qwen2", dedupe=True)
     assert attempts == [1, 1]  # the failed call ran again, its repeat in the same reply did not
     obs = of_type(events, ev.Observation)
     assert [o.ok for o in obs] == [False, True, True]
@@ -319,18 +322,16 @@ def test_dedupe_reruns_a_call_that_failed_and_catches_repeats_in_one_reply():
 def test_a_repeated_call_gets_one_user_turn_asking_for_the_answer():
     tools, executed = _counting_registry()
     call = _native("employee_db", {"name": "张三"})
-    script = [call, call, "张三的生日在10月，还有8个月。"]
-    backend, events = _turn(
-        script, tools=tools, family="qwen2", dedupe_calls=True, ask_for_answer=True
-    )
+    script = [call, call, "张三的生日在5月，还有3个月。"]
+    backend, events = _turn(script, tools=tools, family="qwen2", dedupe=True, ask=True)
     assert executed == ["张三"]
-    (asked,) = of_type(events, ev.AnswerRequested)
-    assert (asked.step, asked.reason) == (2, "repeated_call")
+    asked = [f for f in of_type(events, ev.AidFired) if f.aid == "ask"]
+    assert [a.step for a in asked] == [2] and "repeated" in asked[0].message
     last = backend.requests[2].messages[-1]
     assert last["role"] == "user" and last["content"].startswith("请根据上面的工具结果回答")
     assert SEED_QUESTION in last["content"]
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == "张三的生日在10月，还有8个月。"
+    assert isinstance(final, ev.FinalAnswer) and final.text == "张三的生日在5月，还有3个月。"
     roles = [m["role"] for m in final.messages]
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "user", "assistant"]
 
@@ -338,22 +339,24 @@ def test_a_repeated_call_gets_one_user_turn_asking_for_the_answer():
 def test_an_empty_reply_after_tool_results_is_asked_once():
     tools, _ = _counting_registry()
     script = [_native("employee_db", {"name": "张三"}), "", "", "never reached"]
-    backend, events = _turn(script, tools=tools, family="qwen2", ask_for_answer=True)
-    (asked,) = of_type(events, ev.AnswerRequested)
-    assert asked.reason == "empty_answer"
+    backend, events = _turn(script, tools=tools, family="qwen2", ask=True)
+    (asked,) = of_type(events, ev.AidFired)
+    assert asked.aid == "ask" and "nothing" in asked.message
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == ""  # asked once, not twice
+    # asked once, not twice; then the user gets the tool result, never an empty answer
+    assert isinstance(final, ev.FinalAnswer) and final.fallback
+    assert "张三: 业务员" in final.text and "did not phrase an answer" in final.text
     assert len(backend.requests) == 3
     assert [m["role"] for m in final.messages][-3:] == ["assistant", "user", "assistant"]
 
 
 def test_no_ask_without_tool_results_or_when_off():
     tools, _ = _counting_registry()
-    _, events = _turn([""], tools=tools, family="qwen2", ask_for_answer=True)
-    assert not of_type(events, ev.AnswerRequested)  # nothing to answer from
+    _, events = _turn([""], tools=tools, family="qwen2", ask=True)
+    assert not of_type(events, ev.AidFired)  # nothing to answer from
     call = _native("employee_db", {"name": "张三"})
-    _, events = _turn([call, ""], tools=tools, family="qwen2", ask_for_answer=False)
-    assert not of_type(events, ev.AnswerRequested) and isinstance(events[-1], ev.FinalAnswer)
+    _, events = _turn([call, ""], tools=tools, family="qwen2", ask=False)
+    assert not of_type(events, ev.AidFired) and isinstance(events[-1], ev.FinalAnswer)
 
 
 def test_ask_for_answer_with_react():
@@ -363,8 +366,8 @@ def test_ask_for_answer_with_react():
         " I now know the final answer\nFinal Answer: ",
         " I now know the final answer\nFinal Answer: 10月",
     ]
-    backend, events = _turn(script, tools=tools, ask_for_answer=True)
-    assert of_type(events, ev.AnswerRequested)[0].reason == "empty_answer"
+    backend, events = _turn(script, tools=tools, ask=True)
+    assert [f.aid for f in of_type(events, ev.AidFired)] == ["ask"]
     assert events[-1].text == "10月"
     prompt = backend.render(backend.requests[2])
     assert "请根据上面的工具结果回答最初的问题" in prompt

@@ -8,14 +8,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from agent import events as ev
+from agent.aids import AID_KEYS
+from agent.settings import AgentSettings
 from llm.scripted import ScriptedBackend
 from llm.types import GenerationRequest, LLMEvent
+from tools.builtin import calculator, clock, employee_db
 from tools.registry import Tool, ToolRegistry, make_tool
 
 SEED_QUESTION = "张三的生日是10月吗？现在是2月，距离他生日还有几个月？"
-EMPLOYEES = {
-    "张三": {"name": "张三", "gender": "男", "birthday": "1990-10-15", "position": "工程师"}
-}
+EMPLOYEES = {"张三": {"name": "张三", "gender": "男", "birthday": "5月5日", "position": "业务员"}}
 
 
 def _employee_db(name: str) -> dict | str:
@@ -63,9 +64,20 @@ def _clock() -> str:
 
 
 def seed_tools() -> list[Tool]:
+    """The seed's two tools, declaring when they are clearly needed as the built-ins do."""
     return [
-        make_tool(_employee_db, name="employee_db", name_for_human="Employee Database"),
-        make_tool(_calculator, name="calculator", name_for_human="Calculator"),
+        make_tool(
+            _employee_db,
+            name="employee_db",
+            name_for_human="Employee Database",
+            needed_when=employee_db.NEEDED_WHEN,
+        ),
+        make_tool(
+            _calculator,
+            name="calculator",
+            name_for_human="Calculator",
+            needed_when=calculator.NEEDED_WHEN,
+        ),
     ]
 
 
@@ -74,7 +86,9 @@ def make_registry(*extra: str) -> ToolRegistry:
     more = {
         "boom": lambda: make_tool(_boom, name="boom", name_for_human="Boom"),
         "slow": lambda: make_tool(_slow, name="slow", name_for_human="Slow", timeout=0.2),
-        "clock": lambda: make_tool(_clock, name="clock", name_for_human="Clock"),
+        "clock": lambda: make_tool(
+            _clock, name="clock", name_for_human="Clock", needed_when=clock.NEEDED_WHEN
+        ),
     }
     return ToolRegistry([*seed_tools(), *(more[name]() for name in extra)])
 
@@ -102,6 +116,12 @@ class NoStopBackend:
 
     def close(self) -> None:
         pass
+
+
+def agent_settings(**kw) -> AgentSettings:
+    """AgentSettings from keyword values; aid keys (prefill=False, ...) switch aids."""
+    aids = {k: kw.pop(k) for k in list(kw) if k in AID_KEYS}
+    return AgentSettings(**kw).with_aids(**aids)
 
 
 def collect(events: Iterable[ev.AgentEvent]) -> list[ev.AgentEvent]:

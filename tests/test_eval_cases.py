@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.aids import AID_KEYS
+from agent.aids.reject import needed_tool
 from agent.errors import AgentInputError
 from agent.eval import (
     PROMPT_VARIANTS,
@@ -16,8 +18,8 @@ from agent.eval import (
     load_cases,
     parse_switches,
 )
-from agent.reject import needed_tool
 from agent.settings import AgentSettings
+from tools.builtin import default_registry
 
 CASES = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
 BUILTIN = {"employee_db", "calculator", "clock", "python"}
@@ -41,7 +43,8 @@ def test_guard_rule_never_fires_on_no_tool_cases() -> None:
     """The reject switch must not turn a chit-chat case into a forced tool call."""
     for c in load_cases(CASES):
         if c.expected_tool is None:
-            assert needed_tool(c.query, list(c.tools or BUILTIN)) is None, c.id
+            tools = [t for t in default_registry() if t.name in (c.tools or BUILTIN)]
+            assert needed_tool(c.query, tools) is None, c.id
 
 
 def _write(tmp_path: Path, lines: list[str]) -> Path:
@@ -93,8 +96,8 @@ def test_switch_product_builds_settings() -> None:
         "repair=off reject=off max_steps=5",
         "repair=off reject=on max_steps=5",
     ]
-    assert [s.settings.repair_arguments for s in settings] == [True, True, False, False]
-    assert [s.settings.reject_unverified for s in settings] == [False, True, False, True]
+    assert [("repair" in s.settings.aids) for s in settings] == [True, True, False, False]
+    assert [("reject" in s.settings.aids) for s in settings] == [False, True, False, True]
     assert all(s.settings.max_steps == 5 for s in settings)
     assert build_settings(base, [])[0].label == "default"
     assert build_settings(base, [])[0].settings is base
@@ -102,32 +105,29 @@ def test_switch_product_builds_settings() -> None:
 
 def test_robust_switch_sets_all_three() -> None:
     off, on = build_settings(AgentSettings(), parse_switches(["robust=off,on"]))
-    assert (off.settings.repair_arguments, off.settings.retry_invalid) == (False, False)
-    assert (on.settings.repair_arguments, on.settings.retry_invalid) == (True, True)
-    assert (off.settings.reject_unverified, on.settings.reject_unverified) == (False, True)
+    assert (("repair" in off.settings.aids), ("retry" in off.settings.aids)) == (False, False)
+    assert (("repair" in on.settings.aids), ("retry" in on.settings.aids)) == (True, True)
+    assert (("reject" in off.settings.aids), ("reject" in on.settings.aids)) == (False, True)
     # the other aids keep the base settings' values
     assert (
-        off.settings.prefill_thought
-        == on.settings.prefill_thought
-        == AgentSettings().prefill_thought
+        ("prefill" in off.settings.aids)
+        == ("prefill" in on.settings.aids)
+        == ("prefill" in AgentSettings().aids)
     )
 
 
-def test_aids_switch_sets_all_five() -> None:
-    base = AgentSettings(prefill_thought=False, dedupe_calls=True)
+def test_aids_switch_sets_every_aid() -> None:
+    base = AgentSettings().with_aids(prefill=False, dedupe=True)
     off, on = build_settings(base, parse_switches(["aids=off,on"]))
-    names = ("repair_arguments", "retry_invalid", "reject_unverified", "prefill_thought")
-    names += ("dedupe_calls",)
-    assert [getattr(off.settings, n) for n in names] == [False] * 5
-    assert [getattr(on.settings, n) for n in names] == [True] * 5
+    assert off.settings.aids == frozenset() and on.settings.aids == set(AID_KEYS)
 
 
 def test_short_switch_names_map_to_settings_fields() -> None:
     (s,) = build_settings(
         AgentSettings(), parse_switches(["prefill=off", "dedupe=off", "reject=on"])
     )
-    assert (s.settings.prefill_thought, s.settings.dedupe_calls) == (False, False)
-    assert s.settings.reject_unverified
+    assert (("prefill" in s.settings.aids), ("dedupe" in s.settings.aids)) == (False, False)
+    assert "reject" in s.settings.aids
 
 
 def test_prompt_switch_sets_the_system_prompt() -> None:
@@ -137,10 +137,10 @@ def test_prompt_switch_sets_the_system_prompt() -> None:
     assert default.settings.system_prompt == AgentSettings().system_prompt
     assert tool_first.settings.system_prompt == PROMPT_VARIANTS["tool-first"]
     # the variant decides the prefill: only prompt=prefill starts ReAct with "Thought:"
-    assert not default.settings.prefill_thought and not tool_first.settings.prefill_thought
-    base = AgentSettings(prefill_thought=False)
+    assert "prefill" not in default.settings.aids and "prefill" not in tool_first.settings.aids
+    base = AgentSettings().with_aids(prefill=False)
     (prefill,) = build_settings(base, parse_switches(["prompt=prefill"]))
-    assert prefill.settings.prefill_thought
+    assert "prefill" in prefill.settings.aids
     assert prefill.settings.system_prompt == base.system_prompt
 
 

@@ -21,13 +21,15 @@ from agent.eval import (
     score_events,
     summarise,
 )
-from agent.events import AnswerRejected, FinalAnswer, Observation, StepError, ToolCall
+from agent.events import AidFired, FinalAnswer, Observation, StepError, ToolCall
 from agent.settings import AgentSettings
 from llm.scripted import ScriptedBackend
 from llm.types import GenerationConfig
+from tests.test_agent_support import agent_settings
 from tools.registry import ToolRegistry, tool
 
-STAFF = {"张三": "软件工程师, 1990-10-15", "李四": "产品经理, 1992-03-08"}
+NEEDS_CALCULATOR = r"\d\s*[-+*/]\s*\d|\btimes\b"  # what the reject aid checks
+STAFF = {"张三": "业务员, 5月5日", "李四": "画师, 10月3日"}
 
 
 @tool
@@ -40,7 +42,7 @@ def employee_db(name: str) -> str:
     return STAFF.get(name, f"no employee named {name}")
 
 
-@tool
+@tool(needed_when=NEEDS_CALCULATOR)
 def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression.
 
@@ -90,7 +92,7 @@ CASES = [
 SCRIPT = [
     # right: correct call, then an answer
     react("employee_db", {"name": "张三"}),
-    final("软件工程师"),
+    final("业务员"),
     # wrong-tool: asks the clock instead of the calculator
     react("clock", {"timezone": "Asia/Shanghai"}),
     final("3293"),
@@ -112,8 +114,8 @@ def settings(max_steps: int = 2, **kw) -> AgentSettings:
     """The scripts below are written for the bare loop: the small-model aids are off unless
     a test turns one on."""
     gen = GenerationConfig(max_new_tokens=200, temperature=0.0)
-    aids_off = {"prefill_thought": False, "reject_unverified": False, "dedupe_calls": False}
-    return AgentSettings(format="react", max_steps=max_steps, generation=gen, **aids_off | kw)
+    aids_off = {"prefill": False, "reject": False, "dedupe": False}
+    return agent_settings(format="react", max_steps=max_steps, generation=gen, **aids_off | kw)
 
 
 def test_scripted_run_gives_exact_metrics() -> None:
@@ -122,7 +124,7 @@ def test_scripted_run_gives_exact_metrics() -> None:
     assert backend.remaining == 0
     by_id = {r.id: r for r in results}
     assert by_id["right"].called_tools == ("employee_db",)
-    assert by_id["right"].answer == "软件工程师"
+    assert by_id["right"].answer == "业务员"
     assert by_id["wrong-tool"].called_tools == ("clock",)
     assert by_id["no-answer"].outcome == "step_limit"
     assert by_id["direct"].steps == 1
@@ -152,11 +154,11 @@ def test_invalid_call_then_retry_scores_the_attempt_that_ran() -> None:
     script = [
         react("employee_db", {"employee": "张三"}),
         react("employee_db", {"name": "张三"}),
-        final("软件工程师"),
+        final("业务员"),
     ]
     case = Case("retry", "张三的职位？", "employee_db", {"name": "张三"})
     backend = ScriptedBackend(script)
-    s = EvalSetting("retry", settings(4, retry_invalid=True, repair_arguments=False))
+    s = EvalSetting("retry", settings(4, retry=True, repair=False))
     (result,) = evaluate(backend, registry(), [case], s)
     assert result.called_tools == ("employee_db", "employee_db")
     assert result.step_errors == 1
@@ -187,7 +189,7 @@ def test_reject_switch_leaves_chit_chat_alone() -> None:
         ScriptedBackend([final("Hi!")]),
         registry(),
         [case],
-        EvalSetting("on", settings(reject_unverified=True)),
+        EvalSetting("on", settings(reject=True)),
     )
     assert r.rejected_answers == 0 and r.final_answer and not r.false_positive
 
@@ -215,7 +217,7 @@ def test_score_defaults_and_raw_fallback() -> None:
     # all 11 reference tokens appear in order among the 17 candidate ones: P 11/17, R 1.
     assert r.arguments_rouge_l == pytest.approx(2 * (11 / 17) / (11 / 17 + 1))
 
-    rejected = [AnswerRejected(1, "x", "clock"), *events]
+    rejected = [AidFired(1, "reject", "re-asked", "x"), *events]
     r = score_events(case, rejected, 0.1)
     assert r.rejected_answers == 1 and r.steps == 2  # the terminal event counts every step
 
@@ -260,7 +262,7 @@ def test_native_format_scores_the_same_way() -> None:
     cases = [CASES[0], CASES[1], CASES[2], CASES[4]]
     script = [
         native("employee_db", {"name": "张三"}),
-        "软件工程师",
+        "业务员",
         native("clock", {}),
         "3293",
         native("calculator", {"expression": "1+1"}),
@@ -277,7 +279,7 @@ def test_native_format_scores_the_same_way() -> None:
     assert summary.arguments_rouge_l == pytest.approx(1 / 2)
     assert summary.false_positive_rate == pytest.approx(1 / 2)
     assert summary.final_answer_rate == 1.0
-    assert [r.answer for r in results] == ["软件工程师", "3293", "Hi!", "Shakespeare"]
+    assert [r.answer for r in results] == ["业务员", "3293", "Hi!", "Shakespeare"]
 
 
 def test_prefill_variant_starts_the_first_react_step_with_thought() -> None:

@@ -146,6 +146,7 @@ def _parent_of(config, component_id: int) -> set[int]:
 def test_aid_checkboxes_reach_the_agent(tmp_path):
     """Settings panel -> AgentSettings: the reject checkbox decides whether an unchecked
     arithmetic answer is re-asked (the other aids ride along the same way)."""
+    from agent.aids import AID_INFO
     from llm.manager import ModelManager
     from tests.test_agent_support import make_registry
     from ui.app import AppConfig, build_demo
@@ -164,14 +165,14 @@ def test_aid_checkboxes_reach_the_agent(tmp_path):
         q = "What is 37 times 89?"
         panel = ["You are a helpful assistant.", 0.0, 0.8, 256, 8, "auto"]
 
-        def ask(prefill: bool, reject: bool, dedupe: bool, answer: bool = True):
-            aids = (prefill, reject, dedupe, answer)
+        def ask(reject: bool):
+            aids = [a.key != "reject" or reject for a in AID_INFO]  # one box per aid, in order
             return client.predict(q, True, True, *panel, *aids, api_name="/chat")
 
-        _, chat, trace = ask(True, False, True)
-        assert "3000" in _texts(chat[-1]) and "re-asked" not in _texts(trace)
-        _, chat, trace = ask(True, True, True)
+        _, chat, trace = ask(reject=False)
+        assert "3000" in _texts(chat[-1]) and "asked again" not in _texts(trace)
+        _, chat, trace = ask(reject=True)
         assert "3293" in _texts(chat[-1])
-        assert "re-asked to use calculator" in _texts(trace)
+        assert "asked again to use calculator" in _texts(trace)
     finally:
         demo.close()

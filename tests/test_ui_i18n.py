@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from agent.aids import AID_INFO
 from agent.settings import AgentSettings
 from ui.i18n import LANGS, STRINGS, default_system_prompt, normalize_lang, t
 from ui.settings import SettingsError, make_settings
@@ -40,24 +41,18 @@ def test_make_settings_builds_agent_settings():
 
 
 def test_make_settings_passes_the_aid_checkboxes():
-    off = make_settings("sys", 0, 0.9, 256, 5, "react", False, False, False, False)
-    assert (off.prefill_thought, off.reject_unverified, off.dedupe_calls) == (False,) * 3
-    assert off.ask_for_answer is False
-    assert make_settings("sys", 0, 0.9, 256, 5, "react", ask_for_answer=True).ask_for_answer
-    mixed = make_settings("sys", 0, 0.9, 256, 5, "react", True, False, True)
-    assert (mixed.prefill_thought, mixed.reject_unverified, mixed.dedupe_calls) == (
-        True,
-        False,
-        True,
+    keys = [a.key for a in AID_INFO]
+    off = make_settings("sys", 0, 0.9, 256, 5, "react", *[False] * len(keys))
+    assert off.aids == frozenset()
+    # checkboxes in AID_INFO order; the first three on, the rest off
+    mixed = make_settings("sys", 0, 0.9, 256, 5, "react", True, True, True, *[False] * 9)
+    assert mixed.aids == set(keys[:3])
+    # no widget values (or None): the agent's own defaults
+    assert make_settings("sys", 0, 0.9, 256, 5, "react").aids == AgentSettings().aids
+    assert make_settings("sys", 0, 0.9, 256, 5, "react", None, False).aids == (
+        AgentSettings().aids - {keys[1]}
     )
-    # no widget values: the agent's own defaults
-    default = make_settings("sys", 0, 0.9, 256, 5, "react")
-    base = AgentSettings()
-    assert (default.prefill_thought, default.reject_unverified, default.dedupe_calls) == (
-        base.prefill_thought,
-        base.reject_unverified,
-        base.dedupe_calls,
-    )
+    assert make_settings("sys", 0, 0.9, 256, 5, "react", lang="zh").lang == "zh"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 
 from agent.events import (
     AgentFailed,
-    AnswerRejected,
+    AidFired,
     FinalAnswer,
     Observation,
     StepError,
@@ -20,6 +20,7 @@ from agent.events import (
 )
 from tests.ui_helpers import TOOL_TURN_MESSAGES, tool_turn_events
 from ui.export import to_dict, to_markdown, write_exports
+from ui.i18n import t
 from ui.render import chat_messages, fence, render_event, session_views, trace_messages
 from ui.state import ChatSession
 
@@ -48,7 +49,7 @@ def test_fence_survives_backticks():
         (Observation(1, "c9", "clock", "12:00", 0.5, True), "clock", None),  # open
         (StepError(2, "bad JSON"), "Step error", "done"),
         (FinalAnswer("done", 1), "Final answer", "done"),
-        (AnswerRejected(1, "3000", "calculator"), "re-asked to use calculator", "done"),
+        (AidFired(1, "reject", "asked again to use calculator", "3000"), "aid: reject", "done"),
     ],
 )
 def test_render_event_cards(event, title_part, status):
@@ -59,10 +60,13 @@ def test_render_event_cards(event, title_part, status):
 
 
 def test_rejected_answer_card_sits_in_its_step_and_shows_the_answer():
-    msg = render_event(AnswerRejected(2, "大约3000", "calculator"), "zh", turn_no=3)
-    assert msg["content"] == "大约3000"
+    fired = AidFired(
+        2, "reject", "回答没有经过工具验证；已要求模型使用 calculator 重新回答。", "大约3000"
+    )
+    msg = render_event(fired, "zh", turn_no=3)
+    assert msg["content"].startswith(fired.message) and "大约3000" in msg["content"]
     assert msg["metadata"]["parent_id"] == "t3-s2"
-    assert "calculator" in msg["metadata"]["title"] and "重新回答" in msg["metadata"]["title"]
+    assert "reject" in msg["metadata"]["title"] and "小模型辅助" in msg["metadata"]["title"]
 
 
 def test_render_event_ignores_deltas():
@@ -204,7 +208,7 @@ def test_an_empty_final_answer_is_said_not_shown_as_an_empty_bubble(lang, shown)
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ('{"name": "张三", "birthday": "1990-10-15"}', '```json\n{\n  "name": "张三",'),
+        ('{"name": "张三", "birthday": "5月5日"}', '```json\n{\n  "name": "张三",'),
         ("[1, 2]", "```json\n[\n  1,\n  2\n]\n```"),
         ("{not json", "```\n{not json\n```"),
         ("21", "```\n21\n```"),
@@ -215,11 +219,10 @@ def test_observation_json_is_pretty_printed(text, expected):
     assert msg["content"].startswith(expected)
 
 
-@pytest.mark.parametrize("reason", ["repeated_call", "empty_answer"])
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_answer_requested_card(reason, lang):
-    from agent.events import AnswerRequested
-
-    msg = render_event(AnswerRequested(2, reason), lang, turn_no=1)
-    assert msg["metadata"]["parent_id"] == "t1-s2"
-    assert msg["content"] and "asked_" not in msg["content"]
+def test_fallback_answer_card_says_the_model_did_not_phrase_it(lang):
+    event = FinalAnswer("note\n\n- birthday: 5月5日", 3, (), fallback=True)
+    msg = render_event(event, lang, turn_no=1)
+    assert msg["content"] == event.text
+    assert msg["metadata"]["title"] == t("fallback_answer", lang)
+    assert render_event(FinalAnswer("x", 1), lang)["metadata"]["title"] == t("final_answer", lang)

@@ -15,8 +15,8 @@ from typing import Any
 
 import gradio as gr
 
+from agent.aids import AID_INFO
 from agent.events import Stopped, TextDelta, is_terminal
-from agent.settings import AgentSettings
 from tools.registry import ToolRegistry
 from ui.export import write_exports
 from ui.i18n import LANGS, default_system_prompt, normalize_lang, t
@@ -378,15 +378,13 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
                         "prompt_format",
                     )
                     L(gr.Markdown(t("aids", lang0)), "aids", "value")
-                    aid = AgentSettings()  # the checkboxes start at the agent's defaults
-                    aid_prefill, aid_reject, aid_dedupe, aid_ask = [
-                        L(gr.Checkbox(value=on, label=t(key, lang0), elem_id=elem), key)
-                        for key, on, elem in (
-                            ("aid_prefill", aid.prefill_thought, "aid-prefill"),
-                            ("aid_reject", aid.reject_unverified, "aid-reject"),
-                            ("aid_dedupe", aid.dedupe_calls, "aid-dedupe"),
-                            ("aid_ask", aid.ask_for_answer, "aid-ask"),
+                    aid_boxes = [  # one per agent aid, in agent.aids.AID_INFO order
+                        gr.Checkbox(
+                            value=aid.default,
+                            label=aid.label.get(lang0, aid.label["en"]),
+                            elem_id=f"aid-{aid.key}",
                         )
+                        for aid in AID_INFO
                     ]
         timer = gr.Timer(1.0)
 
@@ -397,10 +395,7 @@ def build_demo(models: Any, tools: ToolRegistry, config: AppConfig | None = None
             max_new_tokens,
             max_steps,
             prompt_format,
-            aid_prefill,
-            aid_reject,
-            aid_dedupe,
-            aid_ask,
+            *aid_boxes,
         ]
         n_tools = len(tool_boxes)
         handlers = _Handlers(models, tools, config)
@@ -541,7 +536,7 @@ class _Handlers:
             yield (gr.update(), *self._views(sess), sess)
             return
         try:
-            agent_settings = make_settings(*settings)
+            agent_settings = make_settings(*settings, lang=sess.lang)
             self.models.require_backend(sess.lang)
         except (SettingsError, NotReadyError) as e:
             gr.Warning(str(e))
@@ -557,7 +552,7 @@ class _Handlers:
             yield (gr.update(), *self._views(sess), sess)
             return
         try:
-            agent_settings = make_settings(*settings)
+            agent_settings = make_settings(*settings, lang=sess.lang)
             self.models.require_backend(sess.lang)
         except (SettingsError, NotReadyError) as e:
             gr.Warning(str(e))
@@ -636,7 +631,7 @@ class _Handlers:
         if backend is None:
             return t("prompt_needs_model", sess.lang), ""
         try:
-            agent_settings = make_settings(*settings)
+            agent_settings = make_settings(*settings, lang=sess.lang)
             _, preview = _agent_fns(self.config)
             query = text.strip() or t("prompt_query_placeholder", sess.lang)
             prompt, stops = preview(

@@ -146,23 +146,10 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "step_error": {"zh": "⚠️ 步骤错误", "en": "⚠️ Step error"},
     "final_answer": {"zh": "✅ 最终回答", "en": "✅ Final answer"},
-    "answer_requested": {
-        "zh": "↩️ 已请模型根据工具结果作答",
-        "en": "↩️ Asked to answer from the results",
-    },
-    "asked_repeated_call": {
-        "zh": "模型重复了同一个工具调用，已请它根据上面的工具结果回答最初的问题。",
-        "en": "The model repeated the same tool call; it was asked to answer the original "
-        "question from the tool results above.",
-    },
-    "asked_empty_answer": {
-        "zh": "模型没有给出回答，已请它根据上面的工具结果回答最初的问题。",
-        "en": "The model replied with nothing; it was asked to answer the original question "
-        "from the tool results above.",
-    },
-    "answer_rejected": {
-        "zh": "↩️ 回答未经工具验证，已要求使用 {tool} 重新回答",
-        "en": "↩️ Answer not checked with a tool; re-asked to use {tool}",
+    "aid_fired": {"zh": "↩️ 小模型辅助：{aid}", "en": "↩️ Small-model aid: {aid}"},
+    "fallback_answer": {
+        "zh": "📋 工具结果（模型没有组织出回答）",
+        "en": "📋 Tool result (the model did not phrase an answer)",
     },
     "tokens_log": {
         "zh": "停止原因 {reason}{word} · 输入 {prompt} / 输出 {completion} token{cached}",

@@ -14,8 +14,7 @@ from typing import Any
 from agent.events import (
     AgentEvent,
     AgentFailed,
-    AnswerRejected,
-    AnswerRequested,
+    AidFired,
     DiscardedObservation,
     FinalAnswer,
     ModelCallEnd,
@@ -136,23 +135,18 @@ def render_event(event: AgentEvent, lang: str = "en", turn_no: int = 1) -> ChatM
             parent_id=step_id(turn_no, event.step),
             status="done",
         )
-    if isinstance(event, AnswerRequested):
+    if isinstance(event, AidFired):
+        body = event.message + (f"\n\n{fence(event.text)}" if event.text.strip() else "")
         return _msg(
-            t(f"asked_{event.reason}", lang),
-            title=t("answer_requested", lang),
-            parent_id=step_id(turn_no, event.step),
-            status="done",
-        )
-    if isinstance(event, AnswerRejected):
-        return _msg(
-            event.text,
-            title=t("answer_rejected", lang, tool=event.tool),
+            body,
+            title=t("aid_fired", lang, aid=event.aid),
             parent_id=step_id(turn_no, event.step),
             status="done",
         )
     if isinstance(event, FinalAnswer):
         text = event.text.strip() or t("empty_answer", lang)
-        return _msg(text, title=t("final_answer", lang), status="done")
+        title = t("fallback_answer" if event.fallback else "final_answer", lang)
+        return _msg(text, title=title, status="done")
     if isinstance(event, StepLimitReached):
         return _msg(t("step_limit", lang, message=event.message))
     if isinstance(event, Stopped):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent.aids import AID_INFO
 from agent.settings import AgentSettings
 from llm.types import GenerationConfig
 
@@ -48,14 +49,13 @@ def make_settings(
     max_new_tokens: Any,
     max_steps: Any,
     prompt_format: str | None,
-    prefill_thought: Any = None,
-    reject_unverified: Any = None,
-    dedupe_calls: Any = None,
-    ask_for_answer: Any = None,
+    *aid_values: Any,
+    lang: str = "en",
 ) -> AgentSettings:
     """Validated AgentSettings from the panel's raw values; SettingsError says what is wrong.
 
-    The four small-model aids are checkboxes; None (no widget) keeps AgentSettings' default.
+    aid_values: the small-model aid checkboxes, in agent.aids.AID_INFO order; missing ones
+    (or None) keep the aid's default.
     """
     fmt = (prompt_format or "auto").lower()
     if fmt not in FORMAT_CHOICES:
@@ -70,14 +70,9 @@ def make_settings(
         format=fmt,  # type: ignore[arg-type]
         max_steps=int(_number(max_steps, "max agent steps", *LIMITS.max_steps)),
         generation=generation,
-        **_aids(
-            prefill_thought=prefill_thought,
-            reject_unverified=reject_unverified,
-            dedupe_calls=dedupe_calls,
-            ask_for_answer=ask_for_answer,
-        ),
-    )
+        lang=lang,
+    ).with_aids(**_aids(aid_values))
 
 
-def _aids(**values: Any) -> dict[str, bool]:
-    return {name: bool(v) for name, v in values.items() if v is not None}
+def _aids(values: tuple[Any, ...]) -> dict[str, bool]:
+    return {a.key: bool(v) for a, v in zip(AID_INFO, values, strict=False) if v is not None}

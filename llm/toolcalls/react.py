@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from llm.toolcalls.jsontext import first_json_span
+
 _COLON = r"\s*[:：]"
 # Labels match as written anywhere (a model may drop the newline before them), and in any
 # case at the start of a line; "take action: ..." inside an answer is not a label.
@@ -132,7 +134,7 @@ def parse_react(text: str) -> ParsedStep:
     discarded = ""
     first_input = _ACTION_INPUT.search(text, action.end())
     if first_input is not None:
-        obs = _OBSERVATION.search(text, first_input.end())
+        obs = _OBSERVATION.search(text, _json_end(text, first_input.end()))
         if obs is not None:
             text, discarded = text[: obs.start()], text[obs.start() :].strip()
             if not text_after_label(discarded):
@@ -167,8 +169,9 @@ def _actions(text: str, start: int) -> tuple[list[ReactAction], int]:
             break
         name = _clean_name(text[m.end() : inp.start()])
         stop = len(text)
+        after = _json_end(text, inp.end())  # labels inside the JSON ("Final Answer: …") are text
         for label in (_THOUGHT, _FINAL, _ACTION):
-            found = label.search(text, inp.end())
+            found = label.search(text, after)
             if found is not None:
                 stop = min(stop, found.start())
         actions.append(ReactAction(name, text[inp.end() : stop].strip(), between))
@@ -181,6 +184,21 @@ def _actions(text: str, start: int) -> tuple[list[ReactAction], int]:
             break
         between, pos = _strip_thought(gap), follow.start()
     return actions, end
+
+
+def _json_end(text: str, start: int) -> int:
+    """Where the JSON value of an Action Input that starts at `start` ends (start when it is
+    not JSON), so a label written inside a string value does not cut the arguments."""
+    body = text[start:]
+    lead = len(body) - len(body.lstrip(" \t\n`"))
+    if body[lead : lead + 4] == "json":  # ```json fence
+        lead += 4
+    rest = body[lead:].lstrip()
+    if rest[:1] not in "{[":
+        return start
+    span = first_json_span(rest)
+    offset = start + len(body) - len(rest)
+    return offset + span[1] if span is not None else start
 
 
 def arguments_text(arguments: Any) -> str:

@@ -33,6 +33,12 @@ ALIASES: dict[str, str] = {
     "z": "UTC",
 }
 
+# Questions about "now": the model cannot know it without the clock.
+NEEDED_WHEN = (
+    r"(?i)\bwhat time\b|\bcurrent time\b|\btime is it\b|\btoday'?s date\b|\bwhat day\b"
+    r"|几点|时间|几月几号|日期|星期几"
+)
+
 WEEKDAYS_ZH = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 
 
@@ -85,4 +91,6 @@ def make_clock_tool(now: Callable[[], datetime] | None = None) -> Tool:
         """
         return now_in(timezone, now)
 
-    return make_tool(clock, name="clock", name_for_human="Clock", timeout=5.0)
+    return make_tool(
+        clock, name="clock", name_for_human="Clock", timeout=5.0, needed_when=NEEDED_WHEN
+    )

@@ -174,4 +174,5 @@ def make_python_tool(
         name="python",
         name_for_human="Python Interpreter",
         timeout=box.limits.wall_seconds + STARTUP_TIMEOUT + GRACE_SECONDS + 10,
+        needed_when=r"(?i)\bpython\b|代码|\bcode\b",
     )
