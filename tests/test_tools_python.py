@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from tools.builtin import default_registry
-from tools.builtin.pyodide_worker import PyodideWorker
+from tools.builtin.pyodide_worker import GRACE_SECONDS, PyodideWorker
 from tools.builtin.python_sandbox import (
     PythonLimits,
     PythonSandbox,
@@ -47,6 +47,7 @@ def box() -> PythonSandbox:
     except SandboxUnavailable as e:  # pyodide is fetched on first use: no network here
         pytest.skip(str(e))
     sandbox = PythonSandbox(FAST, PyodideWorker(FAST.memory_mb, ack_timeout=3.0))
+    assert sandbox.run("1").stdout == "1\n"  # started: every test sees its process
     yield sandbox
     sandbox.close()
 
@@ -394,27 +395,42 @@ def test_no_network_to_a_port_the_test_opened(reg, listening_port):
 
 def test_fork_and_thread_bombs_start_nothing(box, reg):
     out = _call(reg, "import os\nwhile True:\n    os.fork()")
-    assert "Error" in out
+    assert out.endswith("OSError: [Errno 52] Function not implemented")
     out = _call(
         reg,
         "import threading, time\n"
         "for _ in range(10_000):\n"
         "    threading.Thread(target=time.sleep, args=(60,)).start()",
     )
-    assert "RuntimeError" in out
+    assert out.endswith("RuntimeError: can't start new thread")
     out = _call(reg, "import multiprocessing\nmultiprocessing.Process(target=print).start()")
-    assert "Error" in out
-    spin = "js.Worker.new('data:text/javascript,for(;;){}')"
-    _call(reg, f"import js\nfor _ in range(20):\n    {spin}")
+    assert out.endswith("ModuleNotFoundError: No module named '_multiprocessing'")
     _only_the_sandbox_runs(box)
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="worker threads are counted in /proc")
+def test_workers_started_by_the_code_end_with_its_call(box, reg):
+    """A JavaScript worker spinning forever outlives the termination of the call's worker
+    (Deno only stops workers that return to their event loop): the process is replaced."""
+    old = psutil.Process(box.worker.pid)
+    spin = 'js.eval(\'new Worker("data:text/javascript,for(;;){}", {type: "module"})\')'
+    assert _call(reg, f"import js, time\nfor _ in range(4):\n    {spin}\ntime.sleep(1)\n1") == "1"
+    assert not old.is_running()
     _still_works(reg)
+    sandbox = psutil.Process(box.worker.pid)
+    time.sleep(4)  # the next interpreter loads meanwhile
+    before = sum(sandbox.cpu_times()[:2])
+    time.sleep(2)
+    assert sum(sandbox.cpu_times()[:2]) - before < 0.5  # 4 spinning workers would burn ~4 s
+    _only_the_sandbox_runs(box)
 
 
 def test_infinite_loop_stops_at_the_wall_clock_limit(box, reg):
     pid = box.worker.pid
     short = PythonSandbox(replace(FAST, wall_seconds=2), box.worker)
     r = short.run("print('start', flush=True)\nwhile True:\n    pass")
-    assert r.timed_out and 2 <= r.seconds < 4 and r.stdout.startswith("start")
+    # stopped by the runner at the limit, well before the app's hard deadline
+    assert r.timed_out and 1.5 <= r.seconds < 2 + GRACE_SECONDS and r.stdout.startswith("start")
     assert short.python("import time\ntime.sleep(60)") == (
         "Error: the code ran longer than 2 s and was stopped."
     )
@@ -498,7 +514,8 @@ def test_stdin_read_left_behind_does_not_lose_the_next_call(reg):
     code = "import js\njs.Deno.stdin.read(js.Uint8Array.new(1 << 16))\nprint('left a read')"
     out = _call(reg, code)
     assert out == "left a read"
-    _still_works(reg)  # the request it swallowed is detected and sent again
+    for _ in range(3):  # one of the next requests is swallowed; it is detected and resent
+        _still_works(reg)
 
 
 def test_no_sandbox_process_outlives_the_app():

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tools.builtin.sandbox_process import EOF, SandboxProcess, rss_bytes
+from tools.builtin.sandbox_process import EOF, SandboxProcess, rss_bytes, worker_threads
 from tools.builtin.wasm_runtime import (
     Runtime,
     SandboxUnavailable,
@@ -36,6 +36,7 @@ ACK_TIMEOUT = 10.0
 GRACE_SECONDS = 5.0
 RUNTIME_MEMORY_MB = 512  # Deno, the snapshot and the worker's own code, above the user's heap
 POLL_SECONDS = 0.02
+LEFTOVER_SECONDS = 3.0  # how long the call's own worker thread may take to exit (busy CPU)
 
 Outcome = Literal["ok", "timeout", "memory", "crash"]
 
@@ -208,8 +209,8 @@ class PyodideWorker:
                     started, start = True, now
                     deadline = now + wall + self.grace_seconds
                 elif not msg.get("ack") and not msg.get("started"):
-                    if not started:  # the interpreter did not load: start afresh
-                        self._discard(proc)
+                    if not started or self._left_workers(proc):
+                        self._discard(proc)  # no interpreter, or a worker outlived the call
                     return _result(msg, now - start, max_output)
             rss = rss_bytes(proc.pid)
             if started and proc.baseline_rss and rss is not None and rss > rss_limit:
@@ -220,6 +221,19 @@ class PyodideWorker:
                 if not started:
                     raise SandboxUnavailable("the interpreter did not load; restarting")
                 return _failed("timeout", now - start, "no answer; the process was killed")
+
+    @staticmethod
+    def _left_workers(proc: SandboxProcess) -> bool:
+        """Whether a worker the code started is still running after its call: at most one
+        worker thread (the next interpreter) may remain once the call's own has exited."""
+        deadline = time.monotonic() + LEFTOVER_SECONDS
+        while True:
+            count = worker_threads(proc.pid)
+            if count is None or count <= 1:
+                return False
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.01)
 
     def close(self) -> None:
         """Kill the process for good (the app's exit, or a test)."""

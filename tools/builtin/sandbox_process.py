@@ -64,6 +64,20 @@ def rss_bytes(pid: int) -> int | None:
         return None
 
 
+def worker_threads(pid: int) -> int | None:
+    """How many Web Worker threads (Deno names them worker-N) the process has; None without
+    /proc. A worker that spins without returning to its event loop survives the termination
+    of the worker that started it, so the caller counts them after every call."""
+    try:
+        names = [
+            (Path(f"/proc/{pid}/task") / tid / "comm").read_text()
+            for tid in os.listdir(f"/proc/{pid}/task")
+        ]
+    except OSError:
+        return None
+    return sum(name.startswith("worker-") for name in names)
+
+
 def verified(line: bytes, key: bytes) -> dict[str, Any] | None:
     """The message in a "<hex HMAC-SHA256> <JSON>" line, or None if the MAC does not match."""
     mac, _, body = line.rstrip(b"\n").partition(b" ")
