@@ -368,5 +368,7 @@ for (;;) {
   }
   await send({ id: request.id, ...result, ms: performance.now() - t0 });
   spare = startSpare();
-  spare.loaded.catch(() => {}); // reported when the next call awaits it
+  // "idle": the next interpreter is ready (ok) or failed. The parent then counts the
+  // process's worker threads: this one must be the only one.
+  spare.loaded.then(() => send({ idle: true, ok: true }), () => send({ idle: true, ok: false }));
 }

@@ -36,7 +36,6 @@ ACK_TIMEOUT = 10.0
 GRACE_SECONDS = 5.0
 RUNTIME_MEMORY_MB = 512  # Deno, the snapshot and the worker's own code, above the user's heap
 POLL_SECONDS = 0.02
-LEFTOVER_SECONDS = 3.0  # how long the call's own worker thread may take to exit (busy CPU)
 
 Outcome = Literal["ok", "timeout", "memory", "crash"]
 
@@ -152,19 +151,23 @@ class PyodideWorker:
         except queue.Empty:
             return None
 
-    def _discard(self, proc: SandboxProcess, restart: bool = True) -> None:
+    def _discard(self, proc: SandboxProcess) -> None:
+        """Kill the process and start its replacement in the background."""
         with self._state_lock:
             if self._proc is proc:
                 self._proc = None
         proc.kill()
-        if restart:
-            self.start()
+        self.start()
 
     def run(self, code: str, wall_seconds: float, max_output: int) -> WorkerResult:
         """Run `code` in a fresh interpreter; SandboxUnavailable if there is no sandbox."""
         with self._call_lock:
             for attempt in (1, 2):
                 proc = self._ready_process()
+                if not self._clean(proc):
+                    self._discard(proc)
+                    proc = self._ready_process()
+                proc.idle.clear()
                 request_id = secrets.token_hex(16)
                 start = time.monotonic()
                 try:
@@ -209,9 +212,14 @@ class PyodideWorker:
                     started, start = True, now
                     deadline = now + wall + self.grace_seconds
                 elif not msg.get("ack") and not msg.get("started"):
-                    if not started or self._left_workers(proc):
-                        self._discard(proc)  # no interpreter, or a worker outlived the call
-                    return _result(msg, now - start, max_output)
+                    result = _result(msg, now - start, max_output)
+                    if not started or result.outcome == "timeout":
+                        # No interpreter; or a worker stuck in synchronous code, which
+                        # Deno's terminate() does not stop: replace the whole process.
+                        self._discard(proc)
+                    else:
+                        threading.Thread(target=self._watch, args=(proc,), daemon=True).start()
+                    return result
             rss = rss_bytes(proc.pid)
             if started and proc.baseline_rss and rss is not None and rss > rss_limit:
                 self._discard(proc)
@@ -223,17 +231,26 @@ class PyodideWorker:
                 return _failed("timeout", now - start, "no answer; the process was killed")
 
     @staticmethod
-    def _left_workers(proc: SandboxProcess) -> bool:
-        """Whether a worker the code started is still running after its call: at most one
-        worker thread (the next interpreter) may remain once the call's own has exited."""
-        deadline = time.monotonic() + LEFTOVER_SECONDS
-        while True:
-            count = worker_threads(proc.pid)
-            if count is None or count <= 1:
-                return False
-            if time.monotonic() >= deadline:
-                return True
-            time.sleep(0.01)
+    def _clean(proc: SandboxProcess) -> bool:
+        """Whether the process is idle with nothing left of earlier calls: the next
+        interpreter loaded and is its only worker thread. Deno's terminate() does not stop a
+        worker busy in synchronous code, so this is checked after every call, and no request
+        is sent to a process that fails it."""
+        if not proc.idle.wait(STARTUP_TIMEOUT) or not proc.idle_ok:
+            return False
+        count = worker_threads(proc.pid)
+        return count is None or count == 1
+
+    def _watch(self, proc: SandboxProcess) -> None:
+        """After a call: once the next interpreter is ready, replace the process if anything
+        of the call is still running (a call in progress checks again before it starts)."""
+        if not proc.idle.wait(STARTUP_TIMEOUT) or not self._call_lock.acquire(blocking=False):
+            return
+        try:
+            if self._proc is proc and not self._clean(proc):
+                self._discard(proc)
+        finally:
+            self._call_lock.release()
 
     def close(self) -> None:
         """Kill the process for good (the app's exit, or a test)."""

@@ -20,7 +20,7 @@ from tools.builtin.pyodide_worker import (
     PyodideWorker,
     WorkerResult,
 )
-from tools.builtin.wasm_runtime import SandboxUnavailable, find_deno, find_runtime
+from tools.builtin.wasm_runtime import SandboxUnavailable, find_runtime
 from tools.registry import Tool, make_tool
 
 
@@ -68,7 +68,6 @@ def sandbox_problem(download: bool = True) -> str | None:
     """None when the sandbox can run (Deno and Pyodide present and verified), else why not.
     With `download`, a missing Pyodide is fetched into the cache first (6.5 MB)."""
     try:
-        find_deno()
         find_runtime(download=download)
     except SandboxUnavailable as e:
         return str(e)

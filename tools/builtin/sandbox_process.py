@@ -119,6 +119,8 @@ class SandboxProcess:
         for target in (self._read_stdout, self._read_stderr):
             threading.Thread(target=target, daemon=True).start()
         self.baseline_rss = 0
+        self.idle = threading.Event()  # set when the runner reports on the next interpreter
+        self.idle_ok = False  # ... and whether that interpreter loaded
         try:
             self.send_raw(
                 {
@@ -163,7 +165,12 @@ class SandboxProcess:
                     line = stream.readline(limit)
                 continue
             message = verified(line, self.key)
-            if message is not None:
+            if message is None:
+                continue
+            if message.get("ready") or message.get("idle"):
+                self.idle_ok = bool(message.get("ready") or message.get("ok"))
+                self.idle.set()
+            if not message.get("idle"):
                 self.messages.put(message)
         stream.close()
         self.messages.put(EOF)
