@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
             default=aid.default,
             help=f"{'off' if aid.default else 'on'}: {aid.label['en']}",
         )
+    p.add_argument(
+        "--reasoning-chain",
+        action="store_true",
+        help="reason in titled JSON steps, then answer (the o1-like chain; no tools)",
+    )
+    p.add_argument("--reasoning-steps", type=int, default=AgentSettings.reasoning_steps)
+    p.add_argument(
+        "--thinking",
+        choices=["on", "off"],
+        default=None,
+        help="thinking models (Qwen3): let the model think first (default: the model's own)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--show-prompt", action="store_true", help="print each step's prompt")
     # For tests and plugin authors: a module (dotted name or .py file) whose
@@ -140,6 +152,10 @@ def print_human(event: ev.AgentEvent, out: TextIO, show_prompt: bool = False) ->
             )
         case ev.Thought(text=text):
             print(f"Thought: {text}", file=out)
+        case ev.ReasoningStep() as e:
+            raw = "" if e.parsed else " (not JSON, shown raw)"
+            print(f"Step {e.index}: {e.title or '…'} ({e.seconds:.1f} s){raw}", file=out)
+            print(f"   {_short(e.content)}", file=out)
         case ev.ToolCall() as e:
             flag = " (repaired)" if e.repaired else ""
             args = json.dumps(e.arguments, ensure_ascii=False)
@@ -154,8 +170,9 @@ def print_human(event: ev.AgentEvent, out: TextIO, show_prompt: bool = False) ->
         case ev.AidFired(aid=aid, message=message, text=text):
             set_aside = f" (set aside: {_short(text, 200)})" if text else ""
             print(f"! aid {aid}: {message}{set_aside}", file=out)
-        case ev.FinalAnswer(text=text, steps=steps, fallback=fallback):
+        case ev.FinalAnswer(text=text, steps=steps, fallback=fallback, thinking_seconds=t):
             note = ", from the tool result" if fallback else ""
+            note += f", thought for {t:.1f} s" if t else ""
             print(f"Final Answer ({steps} step{'s' if steps != 1 else ''}{note}): {text}", file=out)
         case ev.StepLimitReached(message=message):
             print(f"Step limit: {message}", file=out)
@@ -186,6 +203,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
             ),
             aids=frozenset(a.key for a in AID_INFO if getattr(args, f"aid_{a.key}")),
+            reasoning_chain=args.reasoning_chain,
+            reasoning_steps=args.reasoning_steps,
+            thinking=None if args.thinking is None else args.thinking == "on",
         )
         tools = select_tools(load_registry(args.tools_module), args.tools)
         backend = open_backend(args.model, args.device)

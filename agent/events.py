@@ -89,14 +89,32 @@ class AidFired:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReasoningStep:
+    """One step of the reasoning chain (agent/reasoning.py): a titled card in the trace.
+
+    step: the model call it came from; index: its number in the chain; parsed: False when the
+    model did not write a JSON step (content is then its raw text).
+    """
+
+    step: int
+    index: int
+    title: str
+    content: str
+    seconds: float
+    parsed: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class FinalAnswer:
     """The turn's answer. fallback: the model did not phrase one, so the agent shows the last
-    tool result, readable, under a note (never raw JSON or nothing)."""
+    tool result, readable, under a note (never raw JSON or nothing). thinking_seconds: the
+    reasoning chain's total time (0 outside that mode)."""
 
     text: str
     steps: int
     messages: tuple[Message, ...] = ()
     fallback: bool = False
+    thinking_seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +153,7 @@ AgentEvent = (
     | ModelCallEnd
     | StepError
     | AidFired
+    | ReasoningStep
     | FinalAnswer
     | StepLimitReached
     | Stopped
@@ -153,6 +172,7 @@ _TYPE_NAMES = {
     ModelCallEnd: "model_call_end",
     StepError: "step_error",
     AidFired: "aid_fired",
+    ReasoningStep: "reasoning_step",
     FinalAnswer: "final_answer",
     StepLimitReached: "step_limit",
     Stopped: "stopped",

@@ -22,6 +22,7 @@ from agent.messages import say
 from agent.modelcall import model_call
 from agent.native import NativeFormat
 from agent.react import ReactFormat
+from agent.reasoning import run_chain
 from agent.settings import AgentSettings, resolve_format
 from agent.steps import Reply, ToolFormat
 from llm.types import CHATML_STOP_WORDS, ChatBackend, Message, StopReason
@@ -38,7 +39,10 @@ def run(
 ) -> Iterator[ev.AgentEvent]:
     """One turn. tools: the enabled tools (empty: plain chat). cancel: set it to stop."""
     fmt, ctx = _start(backend, tools, history, query, settings)
-    return _run(backend, fmt, ctx, make_aids(settings.aids), cancel or threading.Event())
+    cancel = cancel or threading.Event()
+    if settings.reasoning_chain:
+        return run_chain(backend, history, ctx.query, settings, cancel)
+    return _run(backend, fmt, ctx, make_aids(settings.aids), cancel)
 
 
 def preview_prompt(

@@ -41,6 +41,7 @@ class NativeFormat:
             stop=list(NATIVE_STOP_WORDS) if schemas else [],
             tools=schemas or None,
             config=self.settings.generation,
+            thinking=self.settings.thinking,
         )
 
     def _read(self, end: GenerationEnd) -> HermesReply:

@@ -31,6 +31,7 @@ class ReactFormat:
             stop=list(REACT_STOP_WORDS) if tools else [],
             continue_final=continue_final,
             config=self.settings.generation,
+            thinking=self.settings.thinking,
         )
 
     def parse(self, end: GenerationEnd) -> Reply:

@@ -27,6 +27,11 @@ class AgentSettings:
     # dedupe, ask, junk); measured on the embedded models in eval/README.md.
     aids: frozenset[str] = DEFAULT_AIDS
     lang: str = "en"  # the UI language: notes the agent writes for the user are in it
+    # The o1-like reasoning chain instead of the tool loop (agent/reasoning.py): at most
+    # reasoning_steps JSON steps, then the answer.
+    reasoning_chain: bool = False
+    reasoning_steps: int = 25
+    thinking: bool | None = None  # thinking models (Qwen3): enable_thinking; None: default
 
     def __post_init__(self) -> None:
         if not isinstance(self.aids, frozenset):
@@ -36,6 +41,10 @@ class AgentSettings:
             raise AgentInputError(f"unknown aid(s) {unknown}; known: {', '.join(AID_KEYS)}")
         if self.format not in FORMATS:
             raise AgentInputError(f"format must be one of {FORMATS}, got {self.format!r}")
+        if not isinstance(self.reasoning_steps, int) or self.reasoning_steps < 1:
+            raise AgentInputError(
+                f"reasoning_steps must be a positive integer, got {self.reasoning_steps!r}"
+            )
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise AgentInputError(f"max_steps must be a positive integer, got {self.max_steps!r}")
         if not isinstance(self.generation, GenerationConfig):

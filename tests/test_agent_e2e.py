@@ -36,14 +36,14 @@ def test_react_turn_through_the_tiny_model(tiny):
         [
             'Thought: 查张三\nAction: employee_db\nAction Input: {"name": "张三"}\n'
             "Observation: 编造的结果",  # real generation must stop at the stop word
-            " I now know the final answer\nFinal Answer: 还有8个月",
+            " I now know the final answer\nFinal Answer: 还有3个月",
         ],
     )
     # the bare format (the "Thought:" prefill has its own test in test_agent_aids.py)
     settings = AgentSettings(format="react", generation=GREEDY).with_aids(prefill=False)
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月"
+    assert isinstance(final, ev.FinalAnswer) and final.text == "还有3个月"
     ends = of_type(events, ev.ModelCallEnd)
     assert [(e.reason, e.end.stop_word) for e in ends] == [
         ("stop_word", "Observation:"),
@@ -52,7 +52,7 @@ def test_react_turn_through_the_tiny_model(tiny):
     assert not of_type(events, ev.DiscardedObservation)  # the stop word kept it from being written
     assert "编造" not in "".join(e.text for e in of_type(events, ev.TextDelta))
     obs = of_type(events, ev.Observation)
-    assert len(obs) == 1 and obs[0].ok and "1990-10-15" in obs[0].text
+    assert len(obs) == 1 and obs[0].ok and "5月5日" in obs[0].text
     first, second = (e.prompt for e in of_type(events, ev.StepStarted))
     assert "Question: " + SEED_QUESTION in first and first.endswith("<|im_start|>assistant\n")
     assert second.endswith("\nObservation: " + obs[0].text + "\nThought:")  # continued turn
@@ -88,20 +88,20 @@ def test_native_turn_through_the_tiny_model_chat_template(tiny):
         tiny,
         [
             "算一下\n<tool_call>\n"
-            '{"name": "calculator", "arguments": {"expression": "10 - 2"}}\n</tool_call>',
-            "还有8个月。",
+            '{"name": "calculator", "arguments": {"expression": "5 - 2"}}\n</tool_call>',
+            "还有3个月。",
         ],
     )
     settings = AgentSettings(generation=GREEDY)  # auto: qwen2 -> native
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月。"
+    assert isinstance(final, ev.FinalAnswer) and final.text == "还有3个月。"
     assert [e.text for e in of_type(events, ev.Thought)] == ["算一下"]
-    assert of_type(events, ev.Observation)[0].text == "8"
+    assert of_type(events, ev.Observation)[0].text == "3"
     first, second = (e.prompt for e in of_type(events, ev.StepStarted))
     assert "<tools>" in first and '"name": "employee_db"' in first  # the model's own template
     assert "Answer the following questions" not in first
-    assert "<tool_response>\n8\n</tool_response>" in second
+    assert "<tool_response>\n3\n</tool_response>" in second
     assert [m["role"] for m in final.messages] == ["user", "assistant", "tool", "assistant"]
 
 
@@ -115,3 +115,19 @@ def test_unforced_random_model_still_ends_with_one_terminal_event(tiny):
     assert isinstance(events[0], ev.StepStarted) and ev.is_terminal(events[-1])
     assert sum(ev.is_terminal(e) for e in events) == 1
     assert of_type(events, ev.ModelCallEnd)[0].end.completion_tokens > 0
+
+
+def test_reasoning_chain_through_the_tiny_model(tiny):
+    """The chain's steps, the step schema request and the answer call through real
+    generation: two JSON steps and an answer, forced token by token."""
+    steps = [
+        '{"title": "数字母", "content": "s-t-r-a-w-b-e-r-r-y", "next_action": "continue"}',
+        '{"title": "复查", "content": "共 3 个 r", "next_action": "final_answer"}',
+    ]
+    backend = _forced(tiny, [*steps, "3 个"])
+    settings = AgentSettings(reasoning_chain=True, generation=GREEDY)
+    events = collect(run(backend, make_registry(), [], "strawberry中有多少个字母r?", settings))
+    chain = of_type(events, ev.ReasoningStep)
+    assert [(s.title, s.parsed) for s in chain] == [("数字母", True), ("复查", True)]
+    assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "3 个"
+    assert all(e.end.completion_tokens > 0 for e in of_type(events, ev.ModelCallEnd))
