@@ -7,10 +7,12 @@ python -m eval eval/cases.jsonl --model SOURCE [--format react|native] [--tools 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -89,6 +91,7 @@ def _write_outputs(
     args: argparse.Namespace,
     runs: list[tuple[EvalSetting, list[CaseResult]]],
     meta: dict[str, Any],
+    plot: bool = True,
 ) -> None:
     report = report_json(runs, meta)
     if args.json_out:
@@ -96,7 +99,7 @@ def _write_outputs(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
         print(f"wrote {out}", file=sys.stderr)
-    if args.plot and runs:
+    if plot and args.plot and runs:
         from eval.plot import write_plot
 
         print(f"wrote {write_plot([report], args.plot)}", file=sys.stderr)
@@ -132,19 +135,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_s = time.perf_counter() - t0
     print(f"loaded {backend.info.name} in {load_s:.1f} s", file=sys.stderr)
 
-    runs: list[tuple[EvalSetting, list[CaseResult]]] = []
-    try:
-        for setting in settings:
-            results = evaluate(backend, registry, cases, setting, progress=not args.no_progress)
-            runs.append((setting, results))
-    except KeyboardInterrupt:
-        print("interrupted: reporting the settings that finished", file=sys.stderr)
-    finally:
-        backend.close()
-
-    print(format_table([(s.label, summarise(r)) for s, r in runs], markdown=args.markdown))
-    if args.misses:
-        print(format_misses(runs))
     meta = {
         "model": backend.info.name,
         "source": args.model,
@@ -155,6 +145,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": _machine(),
         "load_seconds": round(load_s, 2),
         "max_new_tokens": args.max_new_tokens,
+        "max_steps": args.max_steps,
+        "env": {
+            k: os.environ[k] for k in ("QWEN_DEMO_THREADS", "OMP_NUM_THREADS") if k in os.environ
+        },
     }
+    runs = _run_all(args, backend, registry, cases, settings, meta)
+    print(format_table([(s.label, summarise(r)) for s, r in runs], markdown=args.markdown))
+    if args.misses:
+        print(format_misses(runs))
     _write_outputs(args, runs, meta)
     return 0
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # a timeout's SIGTERM reports what finished, like Ctrl-C
+
+
+def _run_all(
+    args: argparse.Namespace,
+    backend: Any,
+    registry: Any,
+    cases: list[Case],
+    settings: list[EvalSetting],
+    meta: dict[str, Any],
+) -> list[tuple[EvalSetting, list[CaseResult]]]:
+    """Every setting in turn; the JSON report is rewritten after each one, and an interrupted
+    setting is reported with the cases it finished (its label marked "(partial)")."""
+    runs: list[tuple[EvalSetting, list[CaseResult]]] = []
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        for setting in settings:
+            results: list[CaseResult] = []
+            try:
+                evaluate(backend, registry, cases, setting, None, not args.no_progress, results)
+            except KeyboardInterrupt:
+                print("interrupted: reporting the cases that finished", file=sys.stderr)
+                if results:
+                    partial = dataclasses.replace(setting, label=f"{setting.label} (partial)")
+                    runs.append((partial, results))
+                break
+            runs.append((setting, results))
+            if args.json_out and setting is not settings[-1]:
+                _write_outputs(args, runs, meta, plot=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        backend.close()
+    return runs

@@ -65,8 +65,10 @@ def evaluate(
     setting: EvalSetting,
     run: RunFn | None = None,
     progress: bool = False,
+    results: list[CaseResult] | None = None,
 ) -> list[CaseResult]:
-    """Every case under one setting; progress: a tqdm bar on stderr with the running scores."""
+    """Every case under one setting; progress: a tqdm bar on stderr with the running scores.
+    results: a list to append to as cases finish (so an interrupted run keeps them)."""
     iterator: Iterable[Case] = cases
     bar = None
     if progress:
@@ -74,7 +76,7 @@ def evaluate(
 
         bar = tqdm(cases, desc=setting.label, unit="case", file=sys.stderr, dynamic_ncols=True)
         iterator = bar
-    results = []
+    results = [] if results is None else results
     for case in iterator:
         result = run_case(backend, registry, case, setting, run)
         results.append(result)

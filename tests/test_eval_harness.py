@@ -374,3 +374,38 @@ def test_clock_answers_are_checked_against_the_turn_s_own_time() -> None:
         assert r.answer_right is right, r.answer_problems
     with pytest.raises(ValueError, match="depends on the clock"):
         score_events(case, [FinalAnswer("10:00", 1)], 0.1)
+
+
+def test_an_interrupted_run_reports_what_finished(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Ctrl-C or a timeout's SIGTERM mid-run: the finished setting and the finished cases of
+    the interrupted one are reported, the latter marked partial; nothing is lost."""
+    import eval.cli as cli
+
+    real = cli.evaluate
+    calls = []
+
+    def flaky(backend, registry, cases, setting, run, progress, results):
+        calls.append(setting.label)
+        if len(calls) == 1:
+            return real(backend, registry, cases, setting, run, progress, results)
+        results.append(real(backend, registry, cases[:1], setting, run, progress)[0])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "evaluate", flaky)
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps({"family": "qwen2", "completions": ["Paris."] * 6}))
+    cases = tmp_path / "cases.jsonl"
+    lines = [
+        {"id": f"c{i}", "query": "Capital of France?", "expected_tool": None,
+         "answer": {"all": ["Paris"]}}
+        for i in range(2)
+    ]  # fmt: skip
+    cases.write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    out = tmp_path / "r.json"
+    argv = [str(cases), "--model", f"scripted:{script}", "--format", "native", "--no-progress"]
+    assert cli.main([*argv, "--switch", "junk=on,off", "--json", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["label"] for r in report["runs"]] == ["junk=on", "junk=off (partial)"]
+    assert [r["summary"]["cases"] for r in report["runs"]] == [2, 1]
+    assert report["runs"][0]["summary"]["answer_right_rate"] == 1.0
+    assert "interrupted" in capsys.readouterr().err
