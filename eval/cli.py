@@ -22,7 +22,7 @@ from typing import Any
 from agent.errors import AgentInputError
 from agent.settings import AgentSettings
 from eval.cases import Case, CaseFileError, load_cases, select_cases
-from eval.report import format_misses, format_table, report_json
+from eval.report import best_run, format_misses, format_table, report_json
 from eval.runner import evaluate
 from eval.scoring import CaseResult, summarise
 from eval.switches import EvalSetting, build_settings, parse_switches, switch_help
@@ -92,7 +92,7 @@ def _write_outputs(
     runs: list[tuple[EvalSetting, list[CaseResult]]],
     meta: dict[str, Any],
     plot: bool = True,
-) -> None:
+) -> dict[str, Any]:
     report = report_json(runs, meta)
     if args.json_out:
         out = Path(args.json_out)
@@ -103,6 +103,7 @@ def _write_outputs(
         from eval.plot import write_plot
 
         print(f"wrote {write_plot([report], args.plot)}", file=sys.stderr)
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table([(s.label, summarise(r)) for s, r in runs], markdown=args.markdown))
     if args.misses:
         print(format_misses(runs))
-    _write_outputs(args, runs, meta)
+    report = _write_outputs(args, runs, meta)
+    if len(runs) > 1:
+        print(f"best by answer right, then false positives, then time: {best_run(report)['label']}")
     return 0
 
 

@@ -95,3 +95,24 @@ def report_json(
             for setting, results in runs
         ],
     }
+
+
+def ranking_key(summary: dict[str, Any]) -> tuple[float, float, float]:
+    """How settings are ranked for a model's default (issue 21): answer right first, then
+    fewer false positives, then less time per turn (sort ascending: the best comes first)."""
+    right = summary.get("answer_right_rate")
+    false_pos = summary.get("false_positive_rate")
+    seconds = summary.get("mean_seconds")
+    return (
+        -(right if right is not None else -1.0),
+        false_pos if false_pos is not None else 1.0,
+        seconds if seconds is not None else float("inf"),
+    )
+
+
+def best_run(report: dict[str, Any]) -> dict[str, Any]:
+    """The run of a JSON report that ranks best (partial runs are never chosen)."""
+    runs = [r for r in report.get("runs", []) if not r["label"].endswith("(partial)")]
+    if not runs:
+        raise ValueError("no finished runs in the report")
+    return min(runs, key=lambda r: ranking_key(r["summary"]))

@@ -409,3 +409,18 @@ def test_an_interrupted_run_reports_what_finished(tmp_path: Path, monkeypatch, c
     assert [r["summary"]["cases"] for r in report["runs"]] == [2, 1]
     assert report["runs"][0]["summary"]["answer_right_rate"] == 1.0
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_the_best_setting_ranks_by_answer_right_then_false_positives_then_time() -> None:
+    from eval.report import best_run
+
+    def run(label, right, fp, s):
+        summary = {"answer_right_rate": right, "false_positive_rate": fp, "mean_seconds": s}
+        return {"label": label, "summary": summary}
+
+    report = {"runs": [run("a", 0.8, 0.0, 1.0), run("b", 0.9, 0.5, 9.0), run("c", 0.9, 0.2, 9.0)]}
+    assert best_run(report)["label"] == "c"
+    report["runs"].append(run("d", 0.9, 0.2, 3.0))
+    assert best_run(report)["label"] == "d"
+    report["runs"].append(run("e (partial)", 1.0, 0.0, 0.1))  # never a partial run
+    assert best_run(report)["label"] == "d"
