@@ -247,12 +247,12 @@ def _clock_problems(spec: AnswerSpec, text: str, window: Window) -> list[str]:
             problems.append(f"{kind} in {zone}")
     if spec.months_until is not None:
         right = set().union(*(months_until(*spec.months_until, d) for d in dates))
-        if not right & set(counts(text, "months")):
+        if not right & set(counts(text, "months") or numbers(text)):
             problems.append(f"months until {spec.months_until}: one of {sorted(right)}")
     if spec.days_until is not None:
         right = {(_next(*spec.days_until, d) - d).days for d in dates}
         right |= {n + 1 for n in right}  # counting today too
-        if not right & set(counts(text, "days")):
+        if not right & set(counts(text, "days") or numbers(text)):
             problems.append(f"days until {spec.days_until}: one of {sorted(right)}")
     return problems
 

@@ -55,12 +55,31 @@ def _zh_numeral(word: str) -> int | None:
     return (_ZH_DIGITS[tens] if tens else 1) * 10 + (_ZH_DIGITS[ones] if ones else 0)
 
 
+_MONTH_NAMES = "|".join([*MONTHS_EN, *(m[:3] for m in MONTHS_EN)])
+_DATE_OR_TIME = re.compile(
+    r"\d{4}\s*[-/年.]\s*\d{1,2}\s*[-/月.]\s*\d{1,2}\s*[日号號]?"  # 2026-12-02, 2026年12月2日
+    r"|\d{1,2}\s*月\s*\d{1,2}\s*[日号號]?"  # 5月5日
+    r"|\d{1,2}\s*月"  # 5月 (May; "5个月" is a count)
+    rf"|\b(?:{_MONTH_NAMES})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b"  # May 5th
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTH_NAMES})\b"  # 5th of May
+    r"|\d{1,2}\s*[:：]\s*\d{2}(?:\s*[:：]\s*\d{2})?"  # 14:55:03
+    r"|[+-]\d{2}:\d{2}",  # +08:00
+    re.IGNORECASE,
+)
+
+
+def without_dates(text: str) -> str:
+    """The text with dates and clock times cut out: the 5 in "5月5日" is not a number the
+    answer gives, nor the 14 in "14:55"."""
+    return _DATE_OR_TIME.sub(" ", normalize(text))
+
+
 def numbers(text: str) -> list[float]:
-    """Every number written in the text: digits (with thousands commas, decimals), Chinese
-    numerals below 100 and English number words up to twelve before a unit ("五个月",
-    "five months"). Signs are ignored: in
-    "9876-1234" the minus is an operator."""
-    text = normalize(text)
+    """Every number written in the text outside dates and times: digits (with thousands
+    commas, decimals), Chinese numerals below 100 and English number words up to twelve
+    before a unit ("五个月", "five months"). Signs are ignored: in "9876-1234" the minus is
+    an operator."""
+    text = without_dates(text)
     found = [float(m.group().replace(",", "")) for m in _NUMBER.finditer(text)]
     for m in _ZH_NUMERAL.finditer(text):
         value = _zh_numeral(m.group())

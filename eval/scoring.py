@@ -58,11 +58,23 @@ class CaseResult:
     fallback: bool = False  # the agent showed the last tool result instead of the model's
     answer_problems: tuple[str, ...] = ()  # why the answer is not right
     aids_fired: tuple[str, ...] = ()  # the aids that acted, in order
+    started: str = ""  # when the turn ran (ISO, UTC): clock answers are checked against it
+    ended: str = ""
     error: str = ""
     transcript: str = ""  # the model's raw text, steps separated by "\n--- step N ---\n"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        """From a JSON report (older reports lack the newer fields: they get defaults)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kept = {k: v for k, v in data.items() if k in names}
+        for key in ("called_tools", "answer_problems", "aids_fired"):
+            if key in kept:
+                kept[key] = tuple(kept[key])
+        return cls(**kept)
 
 
 _OUTCOMES = {
@@ -198,6 +210,8 @@ def score_events(
         fallback=isinstance(terminal, FinalAnswer) and terminal.fallback,
         answer_problems=problems,
         aids_fired=tuple(fired),
+        started=window.start.isoformat(timespec="seconds") if window else "",
+        ended=window.end.isoformat(timespec="seconds") if window else "",
         error=error
         or (terminal.message if isinstance(terminal, AgentFailed | StepLimitReached) else ""),
         transcript="\n".join(f"--- step {n} ---\n{''.join(t)}" for n, t in texts),

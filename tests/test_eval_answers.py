@@ -250,3 +250,20 @@ def test_shipped_specs_pass_right_answers_and_fail_wrong_ones(
     ok = check_answer(spec, right, WINDOW)
     assert ok.right, (case_id, ok.problems)
     assert not check_answer(spec, wrong, WINDOW).right, case_id
+
+
+def test_numbers_inside_dates_and_times_are_not_the_answer() -> None:
+    assert numbers("张三的生日是5月5日，现在 14:55。") == []
+    assert numbers("Li Si: October 3; 2026-12-02T14:55:03+08:00") == []
+    three = parse_answer_spec({"number": 3})
+    assert not check_answer(three, "李四的生日是10月3日。", WINDOW).right
+    assert check_answer(three, "5 - 2 = 3", WINDOW).right
+
+
+def test_a_bare_count_answers_a_how_many_months_question() -> None:
+    spec = CASES["en-multi-02"].answer  # Dec 2 -> Oct 3: 10 months
+    assert spec is not None
+    assert check_answer(spec, "10", WINDOW).right
+    assert not check_answer(spec, "It is on October 3.", WINDOW).right  # the 10 is the month
+    may = CASES["zh-multi-01"].answer  # Dec 2 -> May 5: 5 months
+    assert may is not None and not check_answer(may, "张三的生日是5月5日。", WINDOW).right
