@@ -11,14 +11,9 @@ import pytest
 from agent.aids import AID_KEYS
 from agent.aids.reject import needed_tool
 from agent.errors import AgentInputError
-from agent.eval import (
-    PROMPT_VARIANTS,
-    CaseFileError,
-    build_settings,
-    load_cases,
-    parse_switches,
-)
 from agent.settings import AgentSettings
+from eval.cases import CaseFileError, load_cases, select_cases
+from eval.switches import PROMPT_VARIANTS, build_settings, known_switches, parse_switches
 from tools.builtin import default_registry
 
 CASES = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
@@ -37,6 +32,9 @@ def test_shipped_cases_cover_the_issue() -> None:
         assert c.expected_tool is None or c.expected_tool in BUILTIN, c.id
         assert set(c.tools or ()) <= BUILTIN, c.id
     assert {c.expected_tool for c in cases} == BUILTIN | {None}
+    assert all(c.answer is not None for c in cases)  # every answer is scored
+    clock = [c for c in cases if c.answer and c.answer.clock]
+    assert len(clock) >= 10  # time questions are checked against the real clock
 
 
 def test_guard_rule_never_fires_on_no_tool_cases() -> None:
@@ -53,7 +51,13 @@ def _write(tmp_path: Path, lines: list[str]) -> Path:
     return p
 
 
-GOOD = {"id": "a", "query": "q", "expected_tool": "calculator", "expected_arguments": {"x": 1}}
+GOOD = {
+    "id": "a",
+    "query": "q",
+    "expected_tool": "calculator",
+    "expected_arguments": {"x": 1},
+    "answer": {"number": 2},
+}
 
 
 @pytest.mark.parametrize(
@@ -67,6 +71,9 @@ GOOD = {"id": "a", "query": "q", "expected_tool": "calculator", "expected_argume
         (json.dumps({**GOOD, "tools": ["clock"]}), "is not among its tools"),
         (json.dumps({**GOOD, "expected_sequence": ["clock"]}), "must start with the expected"),
         (json.dumps({**GOOD, "tools": "calculator"}), "'tools' must be a list"),
+        (json.dumps({k: v for k, v in GOOD.items() if k != "answer"}), "'answer' is required"),
+        (json.dumps({**GOOD, "answer": {"number": "2"}}), ":1: answer: 'number' must be"),
+        (json.dumps({**GOOD, "answer": {"kind": "time"}}), "answer: 'kind', 'months_until'"),
     ],
 )
 def test_bad_case_lines_name_the_problem(tmp_path: Path, line: str, message: str) -> None:
@@ -162,3 +169,31 @@ def test_bad_switch_values() -> None:
         build_settings(AgentSettings(), parse_switches(["retry=maybe"]))
     with pytest.raises(AgentInputError, match="expected an integer"):
         build_settings(AgentSettings(), parse_switches(["max_steps=many"]))
+
+
+def test_every_aid_is_a_switch() -> None:
+    """The switch list comes from agent.aids: a new aid is a switch without touching eval/."""
+    assert set(AID_KEYS) <= set(known_switches())
+    for key in AID_KEYS:
+        off, on = build_settings(AgentSettings(), parse_switches([f"{key}=off,on"]))
+        assert key not in off.settings.aids and key in on.settings.aids
+        assert off.settings.aids | {key} == on.settings.aids  # the others untouched
+
+
+def test_format_is_a_switch_and_checked_before_any_model_loads() -> None:
+    react, native = build_settings(AgentSettings(), parse_switches(["format=react,native"]))
+    assert (react.settings.format, native.settings.format) == ("react", "native")
+    with pytest.raises(AgentInputError, match="format must be one of"):
+        build_settings(AgentSettings(), parse_switches(["format=xml"]))
+
+
+def test_select_cases_by_id_tool_and_limit() -> None:
+    cases = load_cases(CASES)
+    picked = select_cases(cases, ids=["en-none-01", "zh-calc-01"])
+    assert [c.id for c in picked] == ["en-none-01", "zh-calc-01"]
+    with pytest.raises(CaseFileError, match="unknown case id"):
+        select_cases(cases, ids=["nope"])
+    calc = select_cases(cases, tools=["calculator"])
+    assert {c.expected_tool for c in calc} == {"calculator", None}
+    assert all(c.tools == ("calculator",) for c in calc if c.id != "en-subset-01")
+    assert len(select_cases(cases, limit=3)) == 3

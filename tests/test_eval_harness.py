@@ -9,20 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.eval import (
-    Case,
-    EvalSetting,
-    build_settings,
-    evaluate,
-    format_table,
-    main,
-    parse_switches,
-    report_json,
-    score_events,
-    summarise,
-)
 from agent.events import AidFired, FinalAnswer, Observation, StepError, ToolCall
 from agent.settings import AgentSettings
+from eval.answers import parse_answer_spec
+from eval.cases import Case
+from eval.cli import main
+from eval.report import format_misses, format_table, report_json
+from eval.runner import evaluate
+from eval.scoring import score_events, summarise
+from eval.switches import EvalSetting, build_settings, parse_switches
 from llm.scripted import ScriptedBackend
 from llm.types import GenerationConfig
 from tests.test_agent_support import agent_settings
@@ -142,6 +137,10 @@ def test_scripted_run_gives_exact_metrics() -> None:
     assert s.mean_steps == pytest.approx((2 + 2 + 2 + 2 + 1 + 2) / 6)
     assert s.mean_seconds is not None and s.mean_seconds >= 0
     assert (s.step_errors, s.repaired_calls, s.rejected_answers, s.errors) == (0, 0, 0, 0)
+    # these cases carry no answer spec: answers are not scored, but junk is still counted
+    assert s.answer_right_rate is None
+    assert s.junk_rate == pytest.approx(1 / 6)  # no-answer ended with nothing for the user
+    assert s.fallback_rate == 0.0
 
     table = format_table([("s", s)])
     assert "0.667" in table and "0.500" in table and "0.833" in table
@@ -300,3 +299,128 @@ def test_prefill_variant_starts_the_first_react_step_with_thought() -> None:
     assert second.messages[-1]["content"].startswith("Thought: I need the calculator.")
     assert r.transcript.startswith("--- step 1 ---\nThought: I need the calculator.")
     assert r.tool_correct and r.arguments_rouge_l == 1.0 and r.answer == "3293"
+
+
+def spec(**data) -> object:
+    return parse_answer_spec(data)
+
+
+def test_answers_are_scored_right_wrong_junk_and_fallback() -> None:
+    """Through the real loop: a right answer, a wrong one, raw JSON after a tool result (the
+    loop shows the readable result instead: a fallback, scored like any answer), and raw
+    JSON with no tool result to fall back on (junk reaches the user: counted)."""
+    calc = {"query": "What is 37 times 89?", "expected_tool": "calculator"}
+    calc |= {"expected_arguments": {"expression": "37*89"}, "answer": spec(number=3293)}
+    cases = [Case(i, **calc) for i in ("right", "wrong", "fallback")]
+    cases.append(Case("junk", "Who wrote Hamlet?", None, answer=spec(all=["Shakespeare"])))
+    script = [
+        react("calculator", {"expression": "37*89"}),
+        final("37 times 89 is 3293."),
+        react("calculator", {"expression": "37*89"}),
+        final("It is 3300."),
+        react("calculator", {"expression": "37*89"}),
+        final('{"response": "3293"}'),
+        final('{"author": "Shakespeare"}'),
+    ]
+    plain = EvalSetting("s", settings(junk=False))  # the loop's own no-junk rule only
+    results = evaluate(ScriptedBackend(script), registry(), cases, plain)
+    by_id = {r.id: r for r in results}
+    assert (by_id["right"].answer_right, by_id["right"].junk) == (True, None)
+    assert by_id["wrong"].answer_right is False
+    assert by_id["wrong"].answer_problems == ("missing number 3293",)
+    fb = by_id["fallback"]
+    assert fb.fallback and fb.junk is None and fb.answer_right
+    assert "3293" in fb.answer and "response" not in fb.answer
+    junk = by_id["junk"]
+    assert (junk.answer_right, junk.junk, junk.fallback) == (False, "json", False)
+
+    s = summarise(results)
+    assert s.answer_right_rate == pytest.approx(2 / 4)
+    assert s.junk_rate == pytest.approx(1 / 4)
+    assert (s.fallback_rate, s.fallback_right) == (pytest.approx(1 / 4), 1)
+    table = format_table([("s", s)])
+    assert "right" in table.splitlines()[0] and "junk" in table.splitlines()[0]
+    misses = format_misses([(plain, results)])
+    assert misses.splitlines() == ["s  wrong: missing number 3293", "s  junk: junk (json)"]
+
+
+def test_junk_switch_re_asks_for_words() -> None:
+    """--switch junk=on,off: with the aid on, the model is asked once to answer in words."""
+    case = Case("junk", "Who wrote Hamlet?", None, answer=spec(all=["Shakespeare"]))
+    script = [final('{"author": "Shakespeare"}'), final("Shakespeare wrote it.")]
+    on, off = build_settings(settings(), parse_switches(["junk=on,off"]))
+    (r_on,) = evaluate(ScriptedBackend(script), registry(), [case], on)
+    (r_off,) = evaluate(ScriptedBackend(script), registry(), [case], off)
+    assert (r_on.answer_right, r_on.junk, r_on.aids_fired) == (True, None, ("junk",))
+    assert (r_off.answer_right, r_off.junk, r_off.aids_fired) == (False, "json", ())
+
+
+def test_clock_answers_are_checked_against_the_turn_s_own_time() -> None:
+    """The scripted model copies the real clock tool's time: right now, wrong an hour off."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    def now_text(hours: int = 0) -> str:
+        t = dt.datetime.now(ZoneInfo("Asia/Tokyo")) + dt.timedelta(hours=hours)
+        return t.strftime("%H:%M")
+
+    case = Case(
+        "t", "What time is it in Tokyo?", "clock", {"timezone": "Asia/Tokyo"},
+        answer=spec(clock="Asia/Tokyo", kind="time"),
+    )  # fmt: skip
+    for hours, right in ((0, True), (1, False)):
+        script = [react("clock", {"timezone": "Asia/Tokyo"}), final(f"It is {now_text(hours)}.")]
+        (r,) = evaluate(ScriptedBackend(script), registry(), [case], EvalSetting("s", settings()))
+        assert r.answer_right is right, r.answer_problems
+    with pytest.raises(ValueError, match="depends on the clock"):
+        score_events(case, [FinalAnswer("10:00", 1)], 0.1)
+
+
+def test_an_interrupted_run_reports_what_finished(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Ctrl-C or a timeout's SIGTERM mid-run: the finished setting and the finished cases of
+    the interrupted one are reported, the latter marked partial; nothing is lost."""
+    import eval.cli as cli
+
+    real = cli.evaluate
+    calls = []
+
+    def flaky(backend, registry, cases, setting, run, progress, results):
+        calls.append(setting.label)
+        if len(calls) == 1:
+            return real(backend, registry, cases, setting, run, progress, results)
+        results.append(real(backend, registry, cases[:1], setting, run, progress)[0])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "evaluate", flaky)
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps({"family": "qwen2", "completions": ["Paris."] * 6}))
+    cases = tmp_path / "cases.jsonl"
+    lines = [
+        {"id": f"c{i}", "query": "Capital of France?", "expected_tool": None,
+         "answer": {"all": ["Paris"]}}
+        for i in range(2)
+    ]  # fmt: skip
+    cases.write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    out = tmp_path / "r.json"
+    argv = [str(cases), "--model", f"scripted:{script}", "--format", "native", "--no-progress"]
+    assert cli.main([*argv, "--switch", "junk=on,off", "--json", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["label"] for r in report["runs"]] == ["junk=on", "junk=off (partial)"]
+    assert [r["summary"]["cases"] for r in report["runs"]] == [2, 1]
+    assert report["runs"][0]["summary"]["answer_right_rate"] == 1.0
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_the_best_setting_ranks_by_answer_right_then_false_positives_then_time() -> None:
+    from eval.report import best_run
+
+    def run(label, right, fp, s):
+        summary = {"answer_right_rate": right, "false_positive_rate": fp, "mean_seconds": s}
+        return {"label": label, "summary": summary}
+
+    report = {"runs": [run("a", 0.8, 0.0, 1.0), run("b", 0.9, 0.5, 9.0), run("c", 0.9, 0.2, 9.0)]}
+    assert best_run(report)["label"] == "c"
+    report["runs"].append(run("d", 0.9, 0.2, 3.0))
+    assert best_run(report)["label"] == "d"
+    report["runs"].append(run("e (partial)", 1.0, 0.0, 0.1))  # never a partial run
+    assert best_run(report)["label"] == "d"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.metrics import arguments_rouge_l, arguments_text, lcs_length, rouge_l, tokenize
+from eval.metrics import arguments_rouge_l, arguments_text, lcs_length, rouge_l, tokenize
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Text-similarity metrics for the tool-use evaluation (Rouge-L over tool arguments).
+"""Text similarity for the tool-use evaluation: Rouge-L over tool arguments.
 
 Qwen's own plugin eval scores the model's Action Input against the reference with Rouge-L;
 we do the same on the JSON-serialised first tool call. Tokens are words for Latin text and
