@@ -40,9 +40,9 @@ QUESTION = "张三的生日是10月吗？现在是2月，距离他生日还有�
 EPISODE = [  # one forced reply per model call; the stop word ends the first two
     "Thought: I need Zhang San's birthday from the employee database.\n"
     'Action: employee_db\nAction Input: {"name": "张三"}\nObservation:',
-    " His birthday is 1990-10-15, in October. From February to October is 10 - 2 months.\n"
-    'Action: calculator\nAction Input: {"expression": "10 - 2"}\nObservation:',
-    " I now know the final answer\nFinal Answer: 是的，张三的生日是10月15日，还有8个月。",
+    " His birthday is May 5, not in October. From February to May is 5 - 2 months.\n"
+    'Action: calculator\nAction Input: {"expression": "5 - 2"}\nObservation:',
+    " I now know the final answer\nFinal Answer: 不是，张三的生日是5月5日，还有3个月。",
 ]
 QUESTION_2 = "那李四呢？他的职位是什么？"
 TURN_2 = [
@@ -52,9 +52,9 @@ TURN_2 = [
 NATIVE_EPISODE = [  # the same turns as <tool_call> function calling (Qwen2.5 chat template)
     "I need Zhang San's birthday from the employee database.\n<tool_call>\n"
     '{"name": "employee_db", "arguments": {"name": "张三"}}\n</tool_call>',
-    "His birthday is 1990-10-15, in October. From February to October is 10 - 2 months.\n"
-    '<tool_call>\n{"name": "calculator", "arguments": {"expression": "10 - 2"}}\n</tool_call>',
-    "是的，张三的生日是10月15日，还有8个月。",
+    "His birthday is May 5, not in October. From February to May is 5 - 2 months.\n"
+    '<tool_call>\n{"name": "calculator", "arguments": {"expression": "5 - 2"}}\n</tool_call>',
+    "不是，张三的生日是5月5日，还有3个月。",
 ]
 NATIVE_TURN_2 = [
     'Look up Li Si.\n<tool_call>\n{"name": "employee_db", "arguments": {"name": "李四"}}\n'
@@ -81,7 +81,9 @@ QWEN_7B_V1_CONFIG: dict[str, Any] = {
     "no_bias": True,
     "tie_word_embeddings": False,
 }
-QWEN_TIKTOKEN = Path("/work/shared/qwen-v1/qwen.tiktoken")
+QWEN_TIKTOKEN = (
+    Path(__file__).resolve().parent.parent / "tests" / "data" / "qwen-v1" / "qwen.tiktoken"
+)
 
 
 # ---------------------------------------------------------------------------- forcing

@@ -70,14 +70,19 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def choose_dtype(device: str, fmt: str = "hf") -> Any:
-    """bf16 where the GPU supports it, fp16 on older GPUs and for GPTQ, fp32 on CPU."""
+def choose_dtype(device: str, fmt: str = "hf", *, bf16_supported: bool | None = None) -> Any:
+    """bf16 where the GPU supports it, fp16 on older GPUs and for GPTQ, fp32 on CPU.
+
+    bf16_supported: whether the GPU has bf16 (None: ask torch.cuda); passed in by tests.
+    """
     import torch
 
     if fmt == "gptq":  # GPTQ kernels are fp16 on a GPU; on CPU fp32 is as fast and safer
         return torch.float16 if device.startswith("cuda") else torch.float32
     if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if bf16_supported is None:
+            bf16_supported = torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16_supported else torch.float16
     return torch.float32
 
 
@@ -282,11 +287,11 @@ def plan_load(
 
 
 def _qwen1_native_dir(src: Path, progress: Progress | None) -> Path:
-    """Convert a Qwen v1 checkpoint once; cached by source path + mtime."""
-    from llm.qwen1 import convert_checkpoint
+    """Convert a Qwen v1 checkpoint once; cached by source path + mtime + converter version."""
+    from llm.qwen1 import CONVERTER_VERSION, convert_checkpoint
 
     mtime = max((p.stat().st_mtime_ns for p in src.iterdir()), default=0)
-    key = hashlib.sha256(f"{src.resolve()}:{mtime}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{src.resolve()}:{mtime}:{CONVERTER_VERSION}".encode()).hexdigest()[:16]
     dst = cache_dir() / "qwen1" / f"{src.name}-{key}"
     if (dst / "config.json").exists():
         return dst

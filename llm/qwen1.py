@@ -4,44 +4,52 @@ v1 checkpoints ship remote code written for transformers 4.32, which no longer i
 transformers 5. The v1 architecture is Qwen2's with different tensor names: a fused c_attn
 (q|k|v stacked along the output dim, with bias), key/value heads = heads, and a SwiGLU MLP
 whose w2 is the gated (SiLU) branch. Renaming and splitting the tensors gives a
-Qwen2ForCausalLM with identical logits; the tiktoken vocabulary becomes a fast tokenizer with
-identical ids. Not carried over: logn attention and dynamic NTK, which v1 applies only beyond
-seq_length, so the converted config caps max_position_embeddings at seq_length.
+Qwen2ForCausalLM with identical logits up to seq_length; the tiktoken vocabulary becomes a
+fast tokenizer with identical ids. Past seq_length v1 stretches its context with dynamic NTK
+and logn attention: dynamic NTK is carried over as transformers' "dynamic" rope scaling
+(see NTK_FACTOR for how exactly), logn attention is not (Qwen2 has no such scaling).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from llm.cache import cache_dir
 from llm.chatml import CHATML_TEMPLATE
 from llm.errors import Qwen1ConversionError
+from llm.qwen1_tokenizer import (
+    ENDOFTEXT,
+    IM_END,
+    IM_START,
+    QWEN1_PATTERN,
+    SPECIAL_START_ID,
+    SPECIAL_TOKENS,
+    nfc,
+    tokenizer_from_tiktoken,
+)
 
 ProgressFn = Callable[[float | None, str], None]
 """progress(fraction_done, message): llm.loader's Progress and gradio's gr.Progress shape."""
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: dynamic NTK carried over as rope scaling
 
-ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
-SPECIAL_START_ID = 151643
-# v1 reserves 205 extra specials right after the ChatML ones; keep them so ids stay identical.
-SPECIAL_TOKENS: tuple[str, ...] = (ENDOFTEXT, IM_START, IM_END) + tuple(
-    f"<|extra_{i}|>" for i in range(205)
-)
-# v1's split pattern: like cl100k's but digits are split one by one (\p{N}, not \p{N}{1,3}).
-QWEN1_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
-    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+# v1's dynamic NTK: for a sequence of L > seq_length tokens it multiplies the rope base by
+# alpha ** (d / (d - 2)) with alpha = 2 ** ceil(log2(L / seq_length) + 1) - 1 (3 up to twice
+# seq_length, 7 up to 4x, ...). transformers' "dynamic" type uses
+# alpha = factor * L / seq_length - (factor - 1); with factor 2 that is 2L/seq_length - 1,
+# equal to v1's at L = 2, 4, 8... x seq_length and smaller in between.
+NTK_FACTOR = 2.0
+# Qwen's arXiv perplexity with dynamic NTK alone (no logn): 3.78 at the 2K training length,
+# 3.59 at 4K, 3.66 at 8K, 5.71 at 16K. So 4x seq_length is the context the converted model
+# (which has no logn attention) is given.
+NTK_CONTEXT_MULTIPLE = 4
+
 TIKTOKEN_FILE = "qwen.tiktoken"
 MARKER_FILE = "qwen1_conversion.json"
 
@@ -69,91 +77,6 @@ def is_qwen1_dir(path: str | Path) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------- tokenizer
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-_TOKENIZER_JSON: dict[str, str] = {}  # sha256 of qwen.tiktoken -> tokenizer.json text
-
-
-def _tokenizer_json(tiktoken_path: Path) -> str:
-    """The fast-tokenizer JSON for a qwen.tiktoken file, from memory, disk cache or built."""
-    sha = _sha256(tiktoken_path)
-    if sha in _TOKENIZER_JSON:
-        return _TOKENIZER_JSON[sha]
-    cached = cache_dir() / "qwen1-tokenizer" / sha[:16] / "tokenizer.json"
-    if cached.is_file():
-        text = cached.read_text(encoding="utf-8")
-    else:
-        from tokenizers import normalizers
-        from transformers.convert_slow_tokenizer import TikTokenConverter
-
-        try:
-            tok = TikTokenConverter(
-                str(tiktoken_path), pattern=QWEN1_PATTERN, extra_special_tokens=list(SPECIAL_TOKENS)
-            ).converted()
-        except Exception as exc:  # a corrupt or foreign file: say which one
-            raise Qwen1ConversionError(
-                f"{tiktoken_path} is not a readable tiktoken BPE file: {exc}"
-            ) from exc
-        tok.normalizer = normalizers.NFC()  # v1 NFC-normalises text before encoding
-        first = tok.token_to_id(ENDOFTEXT)
-        if first != SPECIAL_START_ID:
-            raise Qwen1ConversionError(
-                f"{tiktoken_path} has {first} ordinary tokens, expected {SPECIAL_START_ID}: "
-                "not the Qwen v1 vocabulary"
-            )
-        text = tok.to_str()
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, cached)
-        except OSError:
-            pass  # a read-only cache only costs the rebuild next time
-    _TOKENIZER_JSON[sha] = text
-    return text
-
-
-def tokenizer_from_tiktoken(
-    tiktoken_path: str | Path, dst: str | Path | None = None, model_max_length: int = 8192
-):
-    """A fast tokenizer with v1's exact ids, ChatML specials and CHATML_TEMPLATE.
-
-    Building from the BPE file takes a few seconds, so the result is cached (in memory and
-    under cache_dir()) by the file's SHA-256. With dst, it is also saved there.
-    """
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    tiktoken_path = Path(tiktoken_path)
-    if not tiktoken_path.is_file():
-        raise Qwen1ConversionError(f"Qwen v1 tokenizer file not found: {tiktoken_path}")
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(_tokenizer_json(tiktoken_path)),
-        eos_token=IM_END,
-        pad_token=ENDOFTEXT,
-        model_max_length=model_max_length,
-        clean_up_tokenization_spaces=False,
-    )
-    fast.chat_template = CHATML_TEMPLATE
-    if dst is not None:
-        fast.save_pretrained(str(dst))
-    return fast
-
-
-def nfc(text: str) -> str:
-    """v1 normalises text to NFC before encoding; exposed for callers comparing strings."""
-    return unicodedata.normalize("NFC", text)
-
-
 # --------------------------------------------------------------------------- config
 
 
@@ -178,6 +101,12 @@ def qwen2_config_from_qwen1(v1: dict[str, Any], dtype: str | None = None) -> dic
     if not v1.get("no_bias", True):
         raise Qwen1ConversionError("no_bias = false (biased MLP / c_proj) is not supported")
     seq_length = int(v1.get("seq_length", v1.get("max_position_embeddings", 2048)))
+    rope: dict[str, Any] = {
+        "rope_type": "default",
+        "rope_theta": float(v1.get("rotary_emb_base", v1.get("rope_theta", 10000))),
+    }
+    if v1.get("use_dynamic_ntk"):
+        rope.update(rope_type="dynamic", factor=NTK_FACTOR)
     out: dict[str, Any] = {
         "architectures": ["Qwen2ForCausalLM"],
         "model_type": "qwen2",
@@ -188,13 +117,10 @@ def qwen2_config_from_qwen1(v1: dict[str, Any], dtype: str | None = None) -> dic
         "num_attention_heads": heads,
         "num_key_value_heads": heads,
         "hidden_act": "silu",
-        # logn attention / dynamic NTK are what let v1 go past seq_length; we do not have them.
+        # Where dynamic NTK starts scaling: v1's seq_length (transformers reads it from here).
         "max_position_embeddings": seq_length,
         "rms_norm_eps": float(v1.get("layer_norm_epsilon", 1e-6)),
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": float(v1.get("rotary_emb_base", v1.get("rope_theta", 10000))),
-        },
+        "rope_parameters": rope,
         "tie_word_embeddings": bool(v1.get("tie_word_embeddings", False)),
         "use_cache": True,
         "use_sliding_window": False,
@@ -205,6 +131,7 @@ def qwen2_config_from_qwen1(v1: dict[str, Any], dtype: str | None = None) -> dic
         "pad_token_id": SPECIAL_START_ID,  # <|endoftext|>
         "qwen1_source": {
             "seq_length": seq_length,
+            "context_length": context_length(v1),
             "max_position_embeddings": v1.get("max_position_embeddings"),
             "use_dynamic_ntk": v1.get("use_dynamic_ntk"),
             "use_logn_attn": v1.get("use_logn_attn"),
@@ -216,6 +143,12 @@ def qwen2_config_from_qwen1(v1: dict[str, Any], dtype: str | None = None) -> dic
     if v1.get("quantization_config"):
         out["quantization_config"] = _quantization_config(v1["quantization_config"])
     return out
+
+
+def context_length(v1: dict[str, Any]) -> int:
+    """Tokens the converted model is given: seq_length, or 4x with dynamic NTK (no logn)."""
+    seq_length = int(v1.get("seq_length", v1.get("max_position_embeddings", 2048)))
+    return seq_length * (NTK_CONTEXT_MULTIPLE if v1.get("use_dynamic_ntk") else 1)
 
 
 _QUANT_MODULE_RENAMES = {
@@ -398,8 +331,7 @@ def convert_checkpoint(
             "bos_token_id": None,
         }
         (work / "generation_config.json").write_text(json.dumps(generation, indent=2))
-        max_len = int(config["max_position_embeddings"])
-        tokenizer_from_tiktoken(tiktoken_path, dst=work, model_max_length=max_len)
+        tokenizer_from_tiktoken(tiktoken_path, dst=work, model_max_length=context_length(v1))
         for extra in ("LICENSE", "NOTICE", "quantize_config.json"):
             if (src / extra).is_file():
                 shutil.copy2(src / extra, work / extra)
@@ -439,3 +371,25 @@ def _check_complete(seen: set[str], v1: dict[str, Any]) -> None:
     for name in needed:
         if name not in seen:
             raise Qwen1ConversionError(f"the v1 checkpoint has no tensor for {name}")
+
+
+__all__ = [
+    "CHATML_TEMPLATE",
+    "CONVERTER_VERSION",
+    "ENDOFTEXT",
+    "IM_END",
+    "IM_START",
+    "NTK_FACTOR",
+    "QWEN1_PATTERN",
+    "SPECIAL_START_ID",
+    "SPECIAL_TOKENS",
+    "Qwen1ConversionError",
+    "context_length",
+    "convert_checkpoint",
+    "convert_tensor",
+    "is_qwen1_config",
+    "is_qwen1_dir",
+    "nfc",
+    "qwen2_config_from_qwen1",
+    "tokenizer_from_tiktoken",
+]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,40 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED = ROOT.parent / "shared"
 ARTIFACTS = ROOT / "test-artifacts"
+QWEN_V1_DATA = ROOT / "tests" / "data" / "qwen-v1"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _project_cache(tmp_path_factory) -> Iterator[Path]:
+    """$QWEN_DEMO_CACHE -> one temporary directory for the whole session.
+
+    Tests never read or write the user's cache (~/.cache/qwen-agent-demo). Session scope, so
+    what is expensive to build there (the assembled GGUF and its checkpoint, converted v1
+    checkpoints, tokenizers) is built once per session; it is set before any module or
+    session fixture runs, and subprocesses the tests start inherit it.
+    """
+    from llm.cache import CACHE_ENV
+
+    path = tmp_path_factory.mktemp("qwen-demo-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(path))
+        yield path
+
+
+@pytest.fixture(autouse=True)
+def _employee_db_per_test(monkeypatch, tmp_path_factory):
+    """The default employee database is a fresh file for each test that reaches it."""
+    from tools.builtin import employee_db
+
+    made: list[Path] = []
+
+    def per_test_path() -> Path:
+        if not made:
+            made.append(tmp_path_factory.mktemp("employee-db") / "employees.sqlite")
+        return made[0]
+
+    monkeypatch.setattr(employee_db, "default_db_path", per_test_path)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -40,11 +73,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def qwen_v1_dir() -> Path:
-    """The real Qwen v1 tokenizer file, licence and example configs (../shared/qwen-v1)."""
-    path = SHARED / "qwen-v1"
-    if not (path / "qwen.tiktoken").exists():
-        pytest.skip("../shared/qwen-v1 is not present")
-    return path
+    """The real Qwen v1 tokenizer file, licence and example configs, shipped in tests/data."""
+    return QWEN_V1_DATA
 
 
 @pytest.fixture(scope="session")

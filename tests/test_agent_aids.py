@@ -217,7 +217,7 @@ def _counting_registry() -> tuple[ToolRegistry, list[str]]:
             name: The employee's name.
         """
         calls.append(name)
-        return "张三: 工程师, 1990-10-15" if name == "张三" else "查无此人"
+        return "张三: 业务员, 5月5日" if name == "张三" else "查无此人"
 
     tool = make_tool(employee_db, name="employee_db", name_for_human="Employee Database")
     return ToolRegistry([tool]), calls
@@ -226,11 +226,11 @@ def _counting_registry() -> tuple[ToolRegistry, list[str]]:
 def test_dedupe_answers_a_repeated_native_call_from_the_first_result():
     tools, executed = _counting_registry()
     call = _native("employee_db", {"name": "张三"})
-    script = [call, call, "张三是工程师，生日在10月。"]
+    script = [call, call, "张三是业务员，生日在5月。"]
     backend, events = _turn(script, tools=tools, family="qwen2", dedupe=True)
     assert executed == ["张三"]  # the repeat did not run
     first, repeat = of_type(events, ev.Observation)
-    assert first.source == "tool" and first.text == "张三: 工程师, 1990-10-15"
+    assert first.source == "tool" and first.text == "张三: 业务员, 5月5日"
     assert repeat.source == "agent" and repeat.ok
     # the note is written in the question's language (Chinese here)
     assert repeat.text == model_text(
@@ -238,7 +238,7 @@ def test_dedupe_answers_a_repeated_native_call_from_the_first_result():
     )
     assert [f.aid for f in of_type(events, ev.AidFired)] == ["dedupe"]
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == "张三是工程师，生日在10月。"
+    assert isinstance(final, ev.FinalAnswer) and final.text == "张三是业务员，生日在5月。"
     # the model saw the nudge as the repeated call's tool result
     assert backend.requests[2].messages[-1]["content"] == repeat.text
 
@@ -260,7 +260,7 @@ def test_dedupe_stops_a_model_that_ignores_the_repeat_note():
     assert executed == ["张三"]
     end = events[-1]
     assert isinstance(end, ev.FinalAnswer) and end.fallback and end.steps == 3
-    assert "kept calling employee_db" in end.text and "1990-10-15" in end.text
+    assert "kept calling employee_db" in end.text and "5月5日" in end.text
     assert end.messages[-1] == {"role": "assistant", "content": end.text}
     assert [f.aid for f in of_type(events, ev.AidFired)][-1] == "dedupe"
     assert len(backend.requests) == 3
@@ -322,7 +322,7 @@ def test_dedupe_reruns_a_call_that_failed_and_catches_repeats_in_one_reply():
 def test_a_repeated_call_gets_one_user_turn_asking_for_the_answer():
     tools, executed = _counting_registry()
     call = _native("employee_db", {"name": "张三"})
-    script = [call, call, "张三的生日在10月，还有8个月。"]
+    script = [call, call, "张三的生日在5月，还有3个月。"]
     backend, events = _turn(script, tools=tools, family="qwen2", dedupe=True, ask=True)
     assert executed == ["张三"]
     asked = [f for f in of_type(events, ev.AidFired) if f.aid == "ask"]
@@ -331,7 +331,7 @@ def test_a_repeated_call_gets_one_user_turn_asking_for_the_answer():
     assert last["role"] == "user" and last["content"].startswith("请根据上面的工具结果回答")
     assert SEED_QUESTION in last["content"]
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == "张三的生日在10月，还有8个月。"
+    assert isinstance(final, ev.FinalAnswer) and final.text == "张三的生日在5月，还有3个月。"
     roles = [m["role"] for m in final.messages]
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "user", "assistant"]
 
@@ -345,7 +345,7 @@ def test_an_empty_reply_after_tool_results_is_asked_once():
     final = events[-1]
     # asked once, not twice; then the user gets the tool result, never an empty answer
     assert isinstance(final, ev.FinalAnswer) and final.fallback
-    assert "张三: 工程师" in final.text and "did not phrase an answer" in final.text
+    assert "张三: 业务员" in final.text and "did not phrase an answer" in final.text
     assert len(backend.requests) == 3
     assert [m["role"] for m in final.messages][-3:] == ["assistant", "user", "assistant"]
 

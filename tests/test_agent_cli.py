@@ -41,21 +41,29 @@ def _script(tmp_path: Path, completions: list[str], family: str = "qwen1") -> st
 
 
 def test_seed_example_replays_with_the_builtin_tools():
-    code, text = _run(
-        [
-            SEED_QUESTION,
-            "--model",
-            f"scripted:{SEED_SCRIPT}",
-            "--tools",
-            "calculator,employee_db,clock",
-        ]
-    )
+    argv = [
+        SEED_QUESTION,
+        "--model",
+        f"scripted:{SEED_SCRIPT}",
+        "--tools",
+        "calculator,employee_db,clock",
+    ]
+    code, text = _run(argv)
     assert code == EXIT_OK
-    assert text.count("── step") == 4
+    assert text.count("── step") == 3
     assert 'Action: employee_db {"name": "张三"}' in text
-    assert "1990-10-15" in text  # the built-in employee database answered
-    assert "Action: clock" in text and "Observation (ok" in text
-    assert "Final Answer (4 steps): 是的，张三的生日是10月15日" in text
+    assert "Action: calculator" in text and "Observation (ok" in text
+    assert "Final Answer (3 steps): 不是，张三的生日是5月5日，距离现在还有3个月" in text
+    # The database's own answer, from the tool's Observation event (the script's Thought
+    # also says 5月5日, so the text above proves nothing about the tool).
+    code, text = _run([*argv, "--json"])
+    observations = [json.loads(line) for line in text.splitlines()]
+    observations = [o for o in observations if o["type"] == "observation"]
+    assert [o["name"] for o in observations] == ["employee_db", "calculator"]
+    record = json.loads(observations[0]["text"])
+    assert (record["birthday"], record["birth_month"]) == ("5月5日", 5)
+    assert record["position"] == "业务员"
+    assert observations[1]["text"] == "3"
 
 
 def test_aid_flags_reach_the_agent(tmp_path, tools_module):

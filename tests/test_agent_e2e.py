@@ -44,7 +44,7 @@ def test_react_turn_through_the_tiny_model(tiny):
         [
             'Thought: 查张三\nAction: employee_db\nAction Input: {"name": "张三"}\n'
             "Observation: 编造的结果",  # real generation must stop at the stop word
-            " I now know the final answer\nFinal Answer: 还有8个月",
+            " I now know the final answer\nFinal Answer: 还有3个月",
         ],
     )
     # the bare format (the "Thought:" prefill has its own test in test_agent_aids.py)
@@ -53,7 +53,7 @@ def test_react_turn_through_the_tiny_model(tiny):
     )
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月"
+    assert isinstance(final, ev.FinalAnswer) and final.text == "还有3个月"
     ends = of_type(events, ev.ModelCallEnd)
     assert [(e.reason, e.end.stop_word) for e in ends] == [
         ("stop_word", "Observation:"),
@@ -62,7 +62,7 @@ def test_react_turn_through_the_tiny_model(tiny):
     assert not of_type(events, ev.DiscardedObservation)  # the stop word kept it from being written
     assert "编造" not in "".join(e.text for e in of_type(events, ev.TextDelta))
     obs = of_type(events, ev.Observation)
-    assert len(obs) == 1 and obs[0].ok and "1990-10-15" in obs[0].text
+    assert len(obs) == 1 and obs[0].ok and "5月5日" in obs[0].text
     first, second = (e.prompt for e in of_type(events, ev.StepStarted))
     assert "Question: " + SEED_QUESTION in first and first.endswith("<|im_start|>assistant\n")
     assert second.endswith("\nObservation: " + obs[0].text + "\nThought:")  # continued turn
@@ -100,20 +100,20 @@ def test_native_turn_through_the_tiny_model_chat_template(tiny):
         tiny,
         [
             "算一下\n<tool_call>\n"
-            '{"name": "calculator", "arguments": {"expression": "10 - 2"}}\n</tool_call>',
-            "还有8个月。",
+            '{"name": "calculator", "arguments": {"expression": "5 - 2"}}\n</tool_call>',
+            "还有3个月。",
         ],
     )
     settings = AgentSettings(generation=GREEDY).with_aids(**UNCONSTRAINED)  # auto: native
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     final = events[-1]
-    assert isinstance(final, ev.FinalAnswer) and final.text == "还有8个月。"
+    assert isinstance(final, ev.FinalAnswer) and final.text == "还有3个月。"
     assert [e.text for e in of_type(events, ev.Thought)] == ["算一下"]
-    assert of_type(events, ev.Observation)[0].text == "8"
+    assert of_type(events, ev.Observation)[0].text == "3"
     first, second = (e.prompt for e in of_type(events, ev.StepStarted))
     assert "<tools>" in first and '"name": "employee_db"' in first  # the model's own template
     assert "Answer the following questions" not in first
-    assert "<tool_response>\n8\n</tool_response>" in second
+    assert "<tool_response>\n3\n</tool_response>" in second
     assert [m["role"] for m in final.messages] == ["user", "assistant", "tool", "assistant"]
 
 

@@ -25,8 +25,8 @@ from tools.registry import ToolRegistry, make_tool
 
 SEED_SCRIPT = [
     'Thought: 先查张三的生日。\nAction: employee_db\nAction Input: {"name": "张三"}',
-    ' 生日是10月，现在是2月。\nAction: calculator\nAction Input: {"expression": "10 - 2"}',
-    " I now know the final answer\nFinal Answer: 是的，张三的生日在10月，还有8个月。",
+    ' 生日是5月，现在是2月。\nAction: calculator\nAction Input: {"expression": "5 - 2"}',
+    " I now know the final answer\nFinal Answer: 不是，张三的生日在5月，还有3个月。",
 ]
 
 
@@ -54,7 +54,7 @@ def test_seed_multi_step_react_turn():
     backend, events = _turn(SEED_SCRIPT)
     final = _terminal(events)
     assert isinstance(final, ev.FinalAnswer)
-    assert final.text == "是的，张三的生日在10月，还有8个月。" and final.steps == 3
+    assert final.text == "不是，张三的生日在5月，还有3个月。" and final.steps == 3
     kinds = [ev.event_type(e) for e in events if not isinstance(e, ev.TextDelta)]
     assert kinds == [
         *("step_started", "model_call_end", "thought", "tool_call", "observation"),
@@ -64,17 +64,17 @@ def test_seed_multi_step_react_turn():
     calls = of_type(events, ev.ToolCall)
     assert [(c.name, c.arguments) for c in calls] == [
         ("employee_db", {"name": "张三"}),
-        ("calculator", {"expression": "10 - 2"}),
+        ("calculator", {"expression": "5 - 2"}),
     ]
     obs = of_type(events, ev.Observation)
-    assert json.loads(obs[0].text)["birthday"] == "1990-10-15" and obs[1].text == "8"
+    assert json.loads(obs[0].text)["birthday"] == "5月5日" and obs[1].text == "3"
     assert [o.call_id for o in obs] == [c.call_id for c in calls]
     # every model call got Qwen's ReAct stop words; steps >= 2 continue the assistant turn
     assert all(list(r.stop) == ["Observation:", "Observation:\n"] for r in backend.requests)
     assert [r.continue_final for r in backend.requests] == [False, True, True]
     last = backend.requests[-1].messages[-1]
     assert last["role"] == "assistant"
-    assert last["content"].endswith("Observation: 8\nThought:")
+    assert last["content"].endswith("Observation: 3\nThought:")
     assert 'Action Input: {"name": "张三"}\nObservation: {' in last["content"]
     # streamed text per step is exactly what the model wrote (stop words withheld)
     step2 = "".join(e.text for e in of_type(events, ev.TextDelta) if e.step == 2)
@@ -175,12 +175,13 @@ def test_tool_exception_and_timeout_are_observations():
 
 def test_hallucinated_observation_is_discarded_and_never_fed_back():
     fake = (
-        "Observation: 张三的生日是5月1日\nThought: I now know the final answer\nFinal Answer: 3个月"
+        "Observation: 张三的生日是10月1日\n"
+        "Thought: I now know the final answer\nFinal Answer: 8个月"
     )
     inner = ScriptedBackend(
         [
             f'Thought: 查\nAction: employee_db\nAction Input: {{"name": "张三"}}\n{fake}',
-            "Final Answer: 8个月",
+            "Final Answer: 3个月",
         ]
     )
     backend = NoStopBackend(inner)
@@ -189,8 +190,8 @@ def test_hallucinated_observation_is_discarded_and_never_fed_back():
     assert [d.text for d in discarded] == [fake]
     assert of_type(events, ev.Observation)[0].text.startswith('{"name": "张三"')
     second_prompt = backend.requests[1].messages[-1]["content"]
-    assert "5月1日" not in second_prompt and "1990-10-15" in second_prompt
-    assert _terminal(events).text == "8个月"
+    assert "10月1日" not in second_prompt and "5月5日" in second_prompt
+    assert _terminal(events).text == "3个月"
 
 
 def test_step_limit_ends_a_runaway_loop():
@@ -296,10 +297,10 @@ def test_history_replay_shape_across_turns():
     assert msgs[1]["content"] == SEED_QUESTION  # earlier question without the instruction
     replay = msgs[2]["content"]
     assert replay.startswith("Thought: 先查张三的生日。\nAction: employee_db\nAction Input: ")
-    assert '"工程师"}\nThought: 生日是10月，现在是2月。\nAction: calculator' in replay
-    assert "\nObservation: 8\nThought: I now know the final answer.\n" in replay
+    assert '"业务员"}\nThought: 生日是5月，现在是2月。\nAction: calculator' in replay
+    assert "\nObservation: 3\nThought: I now know the final answer.\n" in replay
     assert replay.endswith(
-        "Thought: I now know the final answer.\nFinal Answer: 是的，张三的生日在10月，还有8个月。"
+        "Thought: I now know the final answer.\nFinal Answer: 不是，张三的生日在5月，还有3个月。"
     )
     assert msgs[3]["content"].startswith("Answer the following questions")
     assert msgs[3]["content"].endswith("Question: 谢谢")
@@ -417,10 +418,10 @@ def test_history_from_gradio_parts_and_system_messages_is_accepted():
 
 def test_native_call_without_tags_from_a_small_model_is_repaired():
     fenced = '```json\n{"name": "employee_db", "arguments": {"name": "张三"}}\n```'
-    backend, events = _turn([fenced, "张三的生日是10月。"], family="qwen2")
+    backend, events = _turn([fenced, "张三的生日是5月5日。"], family="qwen2")
     call = of_type(events, ev.ToolCall)[0]
     assert (call.name, call.arguments, call.repaired) == ("employee_db", {"name": "张三"}, True)
-    assert _terminal(events).text == "张三的生日是10月。"
+    assert _terminal(events).text == "张三的生日是5月5日。"
     assert len(backend.requests) == 2
 
     # reading a bare JSON call to an enabled tool is tolerant parsing, not the repair aid:

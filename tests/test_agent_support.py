@@ -16,9 +16,7 @@ from tools.builtin import calculator, clock, employee_db
 from tools.registry import Tool, ToolRegistry, make_tool
 
 SEED_QUESTION = "张三的生日是10月吗？现在是2月，距离他生日还有几个月？"
-EMPLOYEES = {
-    "张三": {"name": "张三", "gender": "男", "birthday": "1990-10-15", "position": "工程师"}
-}
+EMPLOYEES = {"张三": {"name": "张三", "gender": "男", "birthday": "5月5日", "position": "业务员"}}
 
 
 def _employee_db(name: str) -> dict | str:

@@ -29,7 +29,7 @@ from tests.test_agent_support import agent_settings
 from tools.registry import ToolRegistry, tool
 
 NEEDS_CALCULATOR = r"\d\s*[-+*/]\s*\d|\btimes\b"  # what the reject aid checks
-STAFF = {"张三": "软件工程师, 1990-10-15", "李四": "产品经理, 1992-03-08"}
+STAFF = {"张三": "业务员, 5月5日", "李四": "画师, 10月3日"}
 
 
 @tool
@@ -92,7 +92,7 @@ CASES = [
 SCRIPT = [
     # right: correct call, then an answer
     react("employee_db", {"name": "张三"}),
-    final("软件工程师"),
+    final("业务员"),
     # wrong-tool: asks the clock instead of the calculator
     react("clock", {"timezone": "Asia/Shanghai"}),
     final("3293"),
@@ -124,7 +124,7 @@ def test_scripted_run_gives_exact_metrics() -> None:
     assert backend.remaining == 0
     by_id = {r.id: r for r in results}
     assert by_id["right"].called_tools == ("employee_db",)
-    assert by_id["right"].answer == "软件工程师"
+    assert by_id["right"].answer == "业务员"
     assert by_id["wrong-tool"].called_tools == ("clock",)
     assert by_id["no-answer"].outcome == "step_limit"
     assert by_id["direct"].steps == 1
@@ -154,7 +154,7 @@ def test_invalid_call_then_retry_scores_the_attempt_that_ran() -> None:
     script = [
         react("employee_db", {"employee": "张三"}),
         react("employee_db", {"name": "张三"}),
-        final("软件工程师"),
+        final("业务员"),
     ]
     case = Case("retry", "张三的职位？", "employee_db", {"name": "张三"})
     backend = ScriptedBackend(script)
@@ -262,7 +262,7 @@ def test_native_format_scores_the_same_way() -> None:
     cases = [CASES[0], CASES[1], CASES[2], CASES[4]]
     script = [
         native("employee_db", {"name": "张三"}),
-        "软件工程师",
+        "业务员",
         native("clock", {}),
         "3293",
         native("calculator", {"expression": "1+1"}),
@@ -279,7 +279,7 @@ def test_native_format_scores_the_same_way() -> None:
     assert summary.arguments_rouge_l == pytest.approx(1 / 2)
     assert summary.false_positive_rate == pytest.approx(1 / 2)
     assert summary.final_answer_rate == 1.0
-    assert [r.answer for r in results] == ["软件工程师", "3293", "Hi!", "Shakespeare"]
+    assert [r.answer for r in results] == ["业务员", "3293", "Hi!", "Shakespeare"]
 
 
 def test_prefill_variant_starts_the_first_react_step_with_thought() -> None:

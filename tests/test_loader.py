@@ -30,12 +30,18 @@ def test_loads_local_dir(tiny_model_dir):
         assert info.device == "cpu"
 
 
-def test_dtype_rules():
+def test_dtype_rules(monkeypatch):
+    """The GPU rule is decided here with the device's bf16 support passed in: no GPU needed."""
     assert choose_dtype("cpu") == torch.float32
+    assert choose_dtype("cpu", bf16_supported=True) == torch.float32  # never bf16 on CPU
     assert choose_dtype("cpu", "gptq") == torch.float32
-    assert choose_dtype("cuda", "gptq") == torch.float16
-    if torch.cuda.is_available():
-        want = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    for device in ("cuda", "cuda:1"):
+        assert choose_dtype(device, bf16_supported=True) == torch.bfloat16
+        assert choose_dtype(device, bf16_supported=False) == torch.float16
+        assert choose_dtype(device, "gptq", bf16_supported=True) == torch.float16
+    # without the argument the GPU itself is asked
+    for supported, want in ((True, torch.bfloat16), (False, torch.float16)):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)
         assert choose_dtype("cuda") == want
 
 

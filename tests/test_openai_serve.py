@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ from llm.chatml import render_chatml
 from llm.openai_backend import OpenAIBackend, OpenAIServerError, list_models
 from llm.scripted import ScriptedBackend
 from llm.serve import ServerThread, chatml_to_messages, create_app
-from llm.types import GenerationRequest, drain
+from llm.types import Constraint, GenerationRequest, TaggedSchema, drain
 
 USER = [{"role": "user", "content": "What is 6 times 7?"}]
 TOOLS = [
@@ -190,17 +191,33 @@ def test_sampling_parameters_are_passed(serve):
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [
-        ({"model": "scripted"}, 400, "'messages' must be a non-empty list"),
-        ({"model": "scripted", "messages": [{"role": "robot"}]}, 400, "role must be"),
+        ({"model": "scripted"}, 400, "'messages': Field required"),
+        ({"model": "scripted", "messages": []}, 400, "'messages': List should have at least 1"),
+        ({"model": "scripted", "messages": [{"role": "robot"}]}, 400, "'messages[0].role'"),
         ({"model": "other", "messages": USER}, 404, "`other` does not exist"),
         ({"model": "scripted", "messages": USER, "temperature": 9}, 400, "'temperature'"),
         ({"model": "scripted", "messages": USER, "max_tokens": 0}, 400, "'max_tokens'"),
-        ({"model": "scripted", "messages": USER, "n": 2}, 400, "n=1"),
-        ({"model": "scripted", "messages": USER, "stop": [1]}, 400, "'stop'"),
+        ({"model": "scripted", "messages": USER, "n": 2}, 400, "'n': only n=1 is supported"),
+        ({"model": "scripted", "messages": USER, "stop": [1]}, 400, "'stop[0]'"),
         (
             {"model": "scripted", "messages": USER, "continue_final_message": True},
             400,
             "assistant message last",
+        ),
+        (
+            {
+                "model": "scripted",
+                "messages": [*USER, {"role": "assistant", "content": "x"}],
+                "continue_final_message": True,
+                "add_generation_prompt": True,
+            },
+            400,
+            "cannot both be true",
+        ),
+        (
+            {"model": "scripted", "messages": USER, "add_generation_prompt": False},
+            400,
+            "only with continue_final_message",
         ),
     ],
 )
@@ -209,6 +226,50 @@ def test_bad_requests_get_openai_style_errors(serve, body, status, fragment):
     r = httpx.post(f"{url}/chat/completions", json=body, timeout=10)
     assert r.status_code == status
     assert fragment in r.json()["error"]["message"]
+
+
+SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}}}
+TAG = {"begin": "<tool_call>", "schema": SCHEMA, "end": "</tool_call>"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"response_format": {"type": "json_object"}}, Constraint(json_schema={"type": "object"})),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": SCHEMA}}},
+            Constraint(json_schema=SCHEMA),
+        ),
+        (
+            {"response_format": {"type": "structural_tag", "structures": [TAG], "triggers": ["<"]}},
+            Constraint(
+                structures=(TaggedSchema("<tool_call>", SCHEMA, "</tool_call>"),), triggers=("<",)
+            ),
+        ),
+        ({"guided_json": SCHEMA}, Constraint(json_schema=SCHEMA)),
+        ({"structured_outputs": {"json": SCHEMA}}, Constraint(json_schema=SCHEMA)),
+        ({"response_format": {"type": "text"}}, None),
+    ],
+)
+def test_constraint_fields_reach_a_backend_that_applies_them(fields, expected):
+    scripted = ScriptedBackend(["{}"], family="qwen2")
+    scripted.info = replace(scripted.info, supports_constraints=True)
+    with ServerThread(create_app(scripted)) as server:
+        body = {"model": "scripted", "messages": USER, **fields}
+        r = httpx.post(f"{server.url}/chat/completions", json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    assert scripted.requests[-1].constraint == expected
+
+
+def test_enable_thinking_reaches_the_backend(serve):
+    client, scripted, _ = serve(["ok", "ok"], family="qwen3")
+    for flag in (True, False):
+        client.chat.completions.create(
+            model="scripted",
+            messages=USER,
+            extra_body={"chat_template_kwargs": {"enable_thinking": flag}},
+        )
+        assert scripted.requests[-1].thinking is flag
 
 
 def test_invalid_json_body(serve):

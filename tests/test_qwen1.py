@@ -1,7 +1,11 @@
 """Qwen v1 -> Qwen2 conversion: exact logits against an independent v1 forward, real tokenizer.
 
-The tiny v1 checkpoint is written here under v1's tensor names and config format; the
-reference forward below is our own plain-torch reading of the v1 architecture.
+The tiny v1 checkpoint is written here under v1's tensor names and config format. The
+reference forward below is this project's own plain-torch reading of the v1 architecture
+(v1's modeling_qwen.py, including its dynamic-NTK alpha), not v1's code: that code does not
+import on transformers 5. Compared: logits on 14 tokens, final hidden states up to
+seq_length (512 tokens), and past seq_length with dynamic NTK. logn attention is not carried
+over, so the reference leaves it out.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm import qwen1
+from llm import qwen1, qwen1_tokenizer
 from llm.chatml import render_chatml
 
 HIDDEN, HEADS, LAYERS, FFN = 32, 4, 2, 96  # v1 intermediate_size is twice the MLP width
@@ -107,8 +111,20 @@ def _rotate(x, cos, sin):
     return x * cos + rotated * sin
 
 
-def reference_v1_logits(config: dict, w: dict, ids: torch.Tensor) -> torch.Tensor:
-    """v1 forward for one sequence: fused c_attn, full rotary, c_proj(w1(x) * silu(w2(x)))."""
+def v1_ntk_alpha(seq_len: int, seq_length: int) -> float:
+    """v1's QWenModel.get_ntk_alpha: 1 up to seq_length, then 3, 7, 15... per doubling."""
+    context_value = math.log(seq_len / seq_length, 2) + 1
+    return max(2 ** math.ceil(context_value) - 1, 1)
+
+
+def reference_v1_hidden(
+    config: dict, w: dict, ids: torch.Tensor, ntk_alpha: float | None = None
+) -> torch.Tensor:
+    """v1 forward for one sequence up to ln_f: fused c_attn, full rotary, c_proj(w1 * silu(w2)).
+
+    With use_dynamic_ntk, v1 raises the rope base to base * alpha ** (d / (d - 2)) for the
+    whole sequence (alpha from v1_ntk_alpha); ntk_alpha overrides that alpha.
+    """
     h, heads, eps = (
         config["hidden_size"],
         config["num_attention_heads"],
@@ -116,7 +132,11 @@ def reference_v1_logits(config: dict, w: dict, ids: torch.Tensor) -> torch.Tenso
     )
     d = config["kv_channels"]
     t = ids.shape[0]
-    inv_freq = 1.0 / (config["rotary_emb_base"] ** (torch.arange(0, d, 2).float() / d))
+    if ntk_alpha is None:
+        dynamic = config.get("use_dynamic_ntk")
+        ntk_alpha = v1_ntk_alpha(t, config["seq_length"]) if dynamic else 1.0
+    base = config["rotary_emb_base"] * ntk_alpha ** (d / (d - 2))
+    inv_freq = 1.0 / (base ** (torch.arange(0, d, 2).float() / d))
     angles = torch.outer(torch.arange(t).float(), inv_freq)
     cos, sin = torch.cat((angles, angles), -1).cos(), torch.cat((angles, angles), -1).sin()
     mask = torch.full((t, t), float("-inf")).triu(1)
@@ -135,8 +155,11 @@ def reference_v1_logits(config: dict, w: dict, ids: torch.Tensor) -> torch.Tenso
             m @ w[f"{p}.mlp.w2.weight"].T
         )
         x = x + gated @ w[f"{p}.mlp.c_proj.weight"].T
-    x = _rms(x, w["transformer.ln_f.weight"], eps)
-    return x @ w["lm_head.weight"].T
+    return _rms(x, w["transformer.ln_f.weight"], eps)
+
+
+def reference_v1_logits(config: dict, w: dict, ids: torch.Tensor, **kw) -> torch.Tensor:
+    return reference_v1_hidden(config, w, ids, **kw) @ w["lm_head.weight"].T
 
 
 # ---------------------------------------------------------------- fixtures
@@ -163,15 +186,48 @@ def tokenizer(qwen_v1_dir):
     return qwen1.tokenizer_from_tiktoken(qwen_v1_dir / "qwen.tiktoken")
 
 
+NTK_SEQ_LENGTH = 16  # tiny, so sequences past it stay cheap
+
+
+@pytest.fixture(scope="module")
+def ntk_checkpoint(qwen_v1_dir, tmp_path_factory):
+    """A v1 checkpoint with dynamic NTK on (as Qwen-7B/14B-Chat ship), converted."""
+    config = v1_config(
+        qwen_v1_dir,
+        seq_length=NTK_SEQ_LENGTH,
+        max_position_embeddings=NTK_SEQ_LENGTH,
+        use_dynamic_ntk=True,
+        use_logn_attn=False,
+    )
+    weights = v1_weights(config, seed=1)
+    root = tmp_path_factory.mktemp("v1-ntk")
+    src = write_v1_checkpoint(root / "Qwen-Tiny-NTK", qwen_v1_dir, config, weights)
+    return qwen1.convert_checkpoint(src, root / "converted"), config, weights
+
+
 IDS = torch.tensor([37763, 367, 25, 151644, 872, 198, 108386, 11, 1879, 0, 151645, 42, 7, 99])
 
 
-def _logits(model_dir: Path, ids: torch.Tensor) -> torch.Tensor:
+def _random_ids(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 151643, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def _model(model_dir: Path):
+    """A freshly loaded model: transformers' dynamic rope keeps state between calls."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+
+
+def _logits(model_dir: Path, ids: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return model(ids[None]).logits[0]
+        return _model(model_dir)(ids[None]).logits[0]
+
+
+def _hidden(model_dir: Path, ids: torch.Tensor) -> torch.Tensor:
+    """Final (normed) hidden states: long sequences without a [T, 151936] logits tensor."""
+    with torch.no_grad():
+        return _model(model_dir).model(ids[None]).last_hidden_state[0]
 
 
 # ---------------------------------------------------------------- model tests
@@ -191,6 +247,14 @@ def test_converted_logits_match_v1_reference(v1_checkpoint, converted):
     assert got.shape == expected.shape == (len(IDS), VOCAB)
     assert expected.abs().max() > 1.0  # the comparison is not between near-zero tensors
     assert (got - expected).abs().max().item() < 1e-5
+
+
+def test_converted_hidden_states_match_v1_reference_up_to_seq_length(v1_checkpoint, converted):
+    """All 512 positions of seq_length: the rotary angles at large positions agree too."""
+    _, config, weights = v1_checkpoint
+    ids = _random_ids(config["seq_length"])
+    expected = reference_v1_hidden(config, weights, ids)
+    assert (_hidden(converted, ids) - expected).abs().max().item() < 1e-4
 
 
 def test_wrong_mlp_mapping_differs(v1_checkpoint, tmp_path, monkeypatch):
@@ -214,7 +278,9 @@ def test_converted_files(converted):
     assert config["model_type"] == "qwen2" and config["architectures"] == ["Qwen2ForCausalLM"]
     assert config["intermediate_size"] == FFN
     assert config["num_key_value_heads"] == HEADS
-    assert config["max_position_embeddings"] == 512  # v1 seq_length: no NTK/logn beyond it
+    assert config["max_position_embeddings"] == 512  # v1 seq_length
+    assert config["rope_parameters"] == {"rope_type": "default", "rope_theta": 10000.0}
+    assert config["qwen1_source"]["context_length"] == 512  # no dynamic NTK: no more
     generation = json.loads((converted / "generation_config.json").read_text())
     assert generation["eos_token_id"] == [151645, 151643]
     assert generation["pad_token_id"] == 151643
@@ -223,11 +289,61 @@ def test_converted_files(converted):
     assert not list(converted.parent.glob(".converted.*"))  # the work dir was renamed away
 
 
-def test_generate_with_converted_model_and_tokenizer(converted):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def test_dynamic_ntk_is_carried_into_the_rope_scaling(ntk_checkpoint):
+    from transformers import AutoConfig, AutoTokenizer
 
+    converted_dir, _, _ = ntk_checkpoint
+    config = json.loads((converted_dir / "config.json").read_text())
+    assert config["rope_parameters"] == {
+        "rope_type": "dynamic",
+        "factor": qwen1.NTK_FACTOR,
+        "rope_theta": 10000.0,
+    }
+    assert config["max_position_embeddings"] == NTK_SEQ_LENGTH  # where NTK starts
+    assert config["qwen1_source"]["use_dynamic_ntk"] is True
+    assert config["qwen1_source"]["context_length"] == 4 * NTK_SEQ_LENGTH
+    assert AutoTokenizer.from_pretrained(str(converted_dir)).model_max_length == 64
+    loaded = AutoConfig.from_pretrained(str(converted_dir))
+    assert loaded.rope_parameters["rope_type"] == "dynamic"
+
+
+@pytest.mark.parametrize("length", [NTK_SEQ_LENGTH, 2 * NTK_SEQ_LENGTH, 4 * NTK_SEQ_LENGTH])
+def test_dynamic_ntk_logits_match_v1_at_and_past_seq_length(ntk_checkpoint, length):
+    """At 1x, 2x and 4x seq_length transformers' alpha (2L/S - 1) equals v1's (1, 3, 7)."""
+    converted_dir, config, weights = ntk_checkpoint
+    ids = _random_ids(length, seed=length)
+    got = _hidden(converted_dir, ids)
+    expected = reference_v1_hidden(config, weights, ids)
+    assert (got - expected).abs().max().item() < 1e-4
+    plain = reference_v1_hidden(config, weights, ids, ntk_alpha=1.0)
+    if length > NTK_SEQ_LENGTH:  # the scaling really acts: without it the result differs
+        assert (got - plain).abs().max().item() > 1e-2
+        logits = _logits(converted_dir, ids)
+        assert (logits - reference_v1_logits(config, weights, ids)).abs().max().item() < 1e-4
+    else:
+        assert (got - plain).abs().max().item() < 1e-4
+
+
+def test_dynamic_ntk_between_powers_of_two_scales_less_than_v1(ntk_checkpoint):
+    """1.5x seq_length: transformers uses alpha 2 where v1 rounds up to 3 (documented)."""
+    converted_dir, config, weights = ntk_checkpoint
+    length = NTK_SEQ_LENGTH * 3 // 2
+    ids = _random_ids(length, seed=7)
+    got = _hidden(converted_dir, ids)
+    hf_alpha = qwen1.NTK_FACTOR * length / NTK_SEQ_LENGTH - (qwen1.NTK_FACTOR - 1)
+    assert (hf_alpha, v1_ntk_alpha(length, NTK_SEQ_LENGTH)) == (2.0, 3)
+    ours = reference_v1_hidden(config, weights, ids, ntk_alpha=hf_alpha)
+    assert (got - ours).abs().max().item() < 1e-4
+    assert (got - reference_v1_hidden(config, weights, ids)).abs().max().item() > 1e-3
+
+
+def test_generate_with_converted_model_and_tokenizer(v1_checkpoint, converted, qwen_v1_dir):
+    """Greedy generate (KV cache, step by step) picks the reference forward's argmax at every
+    step, and the tokenizer decodes the new ids as tiktoken does."""
+    from transformers import AutoTokenizer
+
+    _, config, weights = v1_checkpoint
     tok = AutoTokenizer.from_pretrained(str(converted))
-    model = AutoModelForCausalLM.from_pretrained(str(converted))
     prompt = tok.apply_chat_template(
         [{"role": "user", "content": "你好, who are you?"}],
         tokenize=False,
@@ -235,9 +351,16 @@ def test_generate_with_converted_model_and_tokenizer(converted):
     )
     assert prompt == render_chatml([{"role": "user", "content": "你好, who are you?"}])
     ids = tok(prompt, return_tensors="pt").input_ids
-    out = model.generate(ids, max_new_tokens=5, do_sample=False)
-    assert out.shape[1] == ids.shape[1] + 5 or out[0, -1].item() in (151643, 151645)
-    assert isinstance(tok.decode(out[0, ids.shape[1] :]), str)
+    out = _model(converted).generate(
+        ids, max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=151643
+    )
+    new = out[0, ids.shape[1] :].tolist()
+    assert len(new) == 5
+    seq = ids[0]
+    for token in new:
+        assert token == reference_v1_logits(config, weights, seq)[-1].argmax().item()
+        seq = torch.cat([seq, torch.tensor([token])])
+    assert tok.decode(new) == _tiktoken(qwen_v1_dir).decode(new)
 
 
 def test_project_loader_converts_and_generates(v1_checkpoint, tmp_path, monkeypatch):
@@ -336,20 +459,25 @@ def test_typed_special_tokens_are_text_when_split(tokenizer):
 
 MIXED = (
     'Thought: 我需要查询员工数据库。\nAction: employee_db\nAction Input: {"name": "张三"}\n'
-    "Observation: 张三, born 1990-10-12, 工程师 (engineer)  \n\n  Final Answer: 10月 12345 "
+    "Observation: 张三, born 5月5日 (May 5), 业务员 (salesperson)  \n\n  Final Answer: 5月 12345 "
     "naïve café e\u0301 don't I'll 😀 \t tabs"
 )
 
 
-def test_round_trip_and_ids_match_tiktoken(tokenizer, qwen_v1_dir):
+def _tiktoken(qwen_v1_dir: Path):
+    """v1's own tokenizer library on the same file: the reference for ids."""
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
 
     ranks = load_tiktoken_bpe(str(qwen_v1_dir / "qwen.tiktoken"))
     specials = {t: qwen1.SPECIAL_START_ID + i for i, t in enumerate(qwen1.SPECIAL_TOKENS)}
-    reference = tiktoken.Encoding(
+    return tiktoken.Encoding(
         "qwen-v1", pat_str=qwen1.QWEN1_PATTERN, mergeable_ranks=ranks, special_tokens=specials
     )
+
+
+def test_round_trip_and_ids_match_tiktoken(tokenizer, qwen_v1_dir):
+    reference = _tiktoken(qwen_v1_dir)
     text = "<|im_start|>user\n" + MIXED + "<|im_end|>\n"
     expected = reference.encode(qwen1.nfc(text), allowed_special="all")
     ids = tokenizer(text).input_ids
@@ -362,7 +490,7 @@ def test_tokenizer_cache_and_save(qwen_v1_dir, tmp_path, monkeypatch):
     from transformers import AutoTokenizer
 
     monkeypatch.setenv("QWEN_DEMO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(qwen1, "_TOKENIZER_JSON", {})
+    monkeypatch.setattr(qwen1_tokenizer, "_TOKENIZER_JSON", {})
     qwen1.tokenizer_from_tiktoken(qwen_v1_dir / "qwen.tiktoken", dst=tmp_path / "tok")
     assert list((tmp_path / "cache" / "qwen1-tokenizer").glob("*/tokenizer.json"))
     reloaded = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))

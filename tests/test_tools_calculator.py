@@ -50,7 +50,24 @@ from tools.registry import ToolRegistry
         ("2 * pi", format(2 * math.pi, ".15g")),
         ("1e3 + 1", "1001"),
         ("12 - 2 =", "10"),
-        ("10 - 2", "8"),  # the seed question: October is 8 months after February
+        ("5 - 2", "3"),  # the seed question: May is 3 months after February
+        # compatibility characters keep their written meaning (NFKC would give 74, 7, 123...)
+        ("3²+4²", "25"),
+        ("10⁻³", "0.001"),
+        ("2¹⁰", "1024"),
+        ("(1+2)²", "9"),
+        ("2³⁺¹", "16"),
+        ("-3²", "-9"),
+        ("½", "0.5"),
+        ("3½ × 2", "7"),
+        ("¾ - ¼", "0.5"),
+        ("1⁄4", "0.25"),
+        ("6 ÷ ⅓", "18"),
+        ("10 − 3", "7"),  # U+2212 minus sign
+        ("１２３", "123"),
+        ("２＾３", "8"),
+        ("sin(π / 2)", "1"),
+        ("1\u00a0+\u30002", "3"),  # no-break and ideographic spaces
     ],
 )
 def test_arithmetic(expression, expected):
@@ -118,6 +135,19 @@ def test_long_flat_sums_are_not_nesting():
         ("-" * 300 + "1", "nested too deeply"),
         ("+".join(["1"] * 240), "too long"),
         ("max(" + ",".join(["1"] * 21) + ")", "takes 1 to 20"),
+        # compatibility characters with no arithmetic meaning are refused, never read as digits
+        ("①+1", "unsupported character '①'"),
+        ("H₂O", "unsupported character '₂'"),
+        ("2₃", "SUBSCRIPT THREE"),
+        ("𝟑 + 1", "MATHEMATICAL BOLD DIGIT THREE"),
+        ("⑴ + 1", "unsupported character"),
+        ("㉑", "unsupported character"),
+        ("0.5½", "unsupported character '½'"),
+        ("3加4", "unsupported character '加'"),
+        ("Ⅻ + 1", "unsupported character"),
+        ("٣ + 1", "unsupported character"),  # Arabic-Indic digit
+        ("2ⁿ", "unsupported character 'ⁿ'"),
+        ("²3", "cannot parse"),
     ],
 )
 def test_refusals_and_errors(expression, message):
@@ -184,10 +214,65 @@ def test_fuzz_random_text(text):
     _run(text)
 
 
-_alphabet = st.sampled_from(list("0123456789+-*/%().,^ ×÷（）eEjx_[]'\"") + sorted(FUNCTIONS))
+_alphabet = st.sampled_from(list("0123456789+-*/%().,^ ×÷（）eEjx_[]'\"²³⁻½①₂") + sorted(FUNCTIONS))
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_alphabet, max_size=40).map("".join))
 def test_fuzz_token_soup(text):
     _run(text)
+
+
+# --- compatibility characters: the written meaning, or a refusal --------------------------
+
+_SUPER = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _outcome(expression: str) -> str:
+    try:
+        return calculator(expression)
+    except CalculatorError:
+        return "error"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=-99, max_value=99), st.integers(min_value=-12, max_value=12))
+def test_superscript_is_an_exponent(base, exponent):
+    written = f"({base}){str(exponent).translate(_SUPER)}"
+    assert _outcome(written) == _outcome(f"({base})**({exponent})")
+
+
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_expressions())
+def test_full_width_and_minus_sign_mean_the_same(expression):
+    expected = _outcome(expression)
+    assert _outcome(_full_width(expression)) == expected
+    assert _outcome(expression.replace("-", "−")) == expected
+
+
+_COMPAT = list("①②⑴⒈₀₁₂𝟎𝟑㉑ⅫⅣ٣٤ﬁ㎏") + ["\u2070", "\u00b2", "\u00b3", "\u207b", "½", "⅓"]
+_INTERPRETED = set("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁽⁾¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞")
+_soup = st.lists(st.sampled_from(list("0123456789+-*/(). ") + _COMPAT), max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_soup.map("".join))
+def test_compatibility_digits_are_refused_not_read_as_digits(text):
+    if any(ord(c) > 127 and c not in _INTERPRETED for c in text):
+        assert _outcome(text) == "error", text
+
+
+_FRACTIONS = {"½": (1, 2), "⅓": (1, 3), "¾": (3, 4), "⅞": (7, 8), "⅙": (1, 6)}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0, max_value=999), st.sampled_from(sorted(_FRACTIONS)))
+def test_vulgar_fractions_and_mixed_numbers(whole, fraction):
+    num, den = _FRACTIONS[fraction]
+    assert _outcome(fraction) == _outcome(f"{num}/{den}")
+    assert _outcome(f"{whole}{fraction}") == _outcome(f"({whole} + {num}/{den})")
+    assert _outcome(f"2*{whole}{fraction}") == _outcome(f"2*({whole} + {num}/{den})")

@@ -26,9 +26,22 @@ def test_fixed_moment_in_several_zones():
     assert now_in("UTC", lambda: FIXED)["datetime"] == "2026-02-14T23:30:05+00:00"
 
 
-@pytest.mark.parametrize("alias", ["Beijing", "北京", "beijing ", "UTC", "gmt"])
-def test_aliases(alias):
-    assert now_in(alias, lambda: FIXED)["utc_offset"] in ("+08:00", "+00:00")
+@pytest.mark.parametrize(
+    ("alias", "zone", "offset"),
+    [
+        ("Beijing", "Asia/Shanghai", "+08:00"),
+        ("北京", "Asia/Shanghai", "+08:00"),
+        ("beijing ", "Asia/Shanghai", "+08:00"),
+        ("北京时间", "Asia/Shanghai", "+08:00"),
+        ("Tokyo", "Asia/Tokyo", "+09:00"),
+        ("New York", "America/New_York", "-05:00"),
+        ("UTC", "UTC", "+00:00"),
+        ("gmt", "UTC", "+00:00"),
+    ],
+)
+def test_aliases(alias, zone, offset):
+    moment = now_in(alias, lambda: FIXED)
+    assert (moment["timezone"], moment["utc_offset"]) == (zone, offset)
 
 
 def test_real_clock_through_the_registry():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import time
+from pathlib import Path
 from typing import Literal, Optional  # noqa: UP035 - Optional[...] must keep working
 
 import pytest
@@ -247,3 +249,107 @@ def test_truncation_and_non_ascii_json():
 def test_subset_keeps_registry_order():
     reg = ToolRegistry([everything, _sleepy_tool(0)])
     assert reg.subset(["sleepy", "everything", "ghost"]).names() == ["everything", "sleepy"]
+
+
+def _one_param_tool(hint: str) -> Tool:
+    namespace: dict = {}
+    source = (
+        "from typing import Any, Literal\n"
+        f"def f(x: {hint}) -> int:\n"
+        '    """Doc.\n\n    Args:\n        x: A value.\n    """\n'
+        "    return 0\n"
+    )
+    exec(source, namespace)  # noqa: S102 - builds a function with the given hint
+    return make_tool(namespace["f"])
+
+
+@pytest.mark.parametrize("hint", ["int | str", "Any", "Literal[1, 'a']", "list[int] | str"])
+def test_hints_without_one_json_type_are_refused(hint):
+    with pytest.raises(ToolDefinitionError, match="unsupported type hint"):
+        _one_param_tool(hint)
+
+
+class Unit(enum.Enum):
+    C = "celsius"
+    F = "fahrenheit"
+
+
+def test_library_schema_extras():
+    """What transformers' get_json_schema adds over the old hint walker: Enum classes, dict
+    value types, fixed-length tuples and a "(choices: [...])" note in a description."""
+
+    def convert(unit: Unit, weights: dict[str, int], pair: tuple[int, str], size: str) -> str:
+        """Convert.
+
+        Args:
+            unit: The unit.
+            weights: Weights by name.
+            pair: A number and a label.
+            size: How big (choices: ["S", "M"])
+        """
+        return ""
+
+    props = make_tool(convert).parameters["properties"]
+    assert props["unit"] == {
+        "type": "string",
+        "enum": ["celsius", "fahrenheit"],
+        "description": "The unit.",
+    }
+    assert props["weights"]["additionalProperties"] == {"type": "integer"}
+    assert props["pair"]["prefixItems"] == [{"type": "integer"}, {"type": "string"}]
+    assert props["size"] == {"type": "string", "enum": ["S", "M"], "description": "How big"}
+
+
+def test_needed_when_is_declared_and_checked():
+    @tool(needed_when=r"(?i)\bweather\b|天气")
+    def weather(city: str) -> str:
+        """The weather in a city.
+
+        Args:
+            city: The city.
+        """
+        return "sunny"
+
+    assert weather.needed_when == r"(?i)\bweather\b|天气"
+    assert weather.clearly_needed("What's the Weather in Paris?")
+    assert weather.clearly_needed("北京今天天气怎么样")
+    assert not weather.clearly_needed("Tell me a joke")
+    assert everything.needed_when == "" and not everything.clearly_needed("anything")
+    with pytest.raises(ToolDefinitionError, match="needed_when is not a regex"):
+        make_tool(weather.func, needed_when="(unclosed")
+
+
+def test_null_arguments():
+    """null is a value only for X | None; for a parameter with a default it means the default;
+    for a required one it is refused with a message the model can act on."""
+    reg = ToolRegistry([everything])
+    assert everything.nullable == {"limit", "note"}
+    assert "nullable" not in json.dumps(everything.parameters)  # not JSON Schema
+    res = reg.call("everything", {**_BASE, "limit": None, "note": None, "scale": None})
+    assert res.ok and json.loads(res.text)[-3:] == [None, None, 1.5]
+    res = reg.call("everything", {**_BASE, "text": None})
+    assert not res.ok and res.text == "Error: everything.text is required: give a string, not null"
+
+
+CASES = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
+
+
+def test_builtins_declare_when_they_are_clearly_needed(tmp_path):
+    from tools.builtin import default_registry
+
+    reg = default_registry(db_path=tmp_path / "employees.sqlite")
+    assert all(t.needed_when for t in reg), [t.name for t in reg if not t.needed_when]
+    needs = {
+        "calculator": ["What is 37 * 89?", "37乘以89等于多少"],
+        "employee_db": ["职工张三的生日是在今年10月份吗？", "What is Li Si's job title?"],
+        "clock": ["What time is it in Tokyo?", "今天星期几"],
+        "python": ["Write Python to sort a list", "用代码算一下"],
+    }
+    for name, questions in needs.items():
+        assert all(reg.get(name).clearly_needed(q) for q in questions), name
+    # never on the evaluation's chit-chat cases, or the reject aid would force a tool call
+    for line in CASES.read_text(encoding="utf-8").splitlines():
+        case = json.loads(line) if line.strip() and not line.startswith("#") else None
+        if case and case["expected_tool"] is None:
+            fired = [t.name for t in reg if t.clearly_needed(case["query"])]
+            assert not fired, (case["id"], fired)

@@ -208,7 +208,7 @@ def test_an_empty_final_answer_is_said_not_shown_as_an_empty_bubble(lang, shown)
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ('{"name": "张三", "birthday": "1990-10-15"}', '```json\n{\n  "name": "张三",'),
+        ('{"name": "张三", "birthday": "5月5日"}', '```json\n{\n  "name": "张三",'),
         ("[1, 2]", "```json\n[\n  1,\n  2\n]\n```"),
         ("{not json", "```\n{not json\n```"),
         ("21", "```\n21\n```"),

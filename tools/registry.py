@@ -12,8 +12,6 @@ import json
 import re
 import threading
 import time
-import types
-import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,75 +41,42 @@ class ToolResult:
     truncated: bool = False
 
 
-_JSON_TYPES: dict[Any, str] = {
-    str: "string",
-    int: "integer",
-    float: "number",
-    bool: "boolean",
-    dict: "object",
-    list: "array",
-}
-
-
-def _schema_for(hint: Any, where: str) -> tuple[dict[str, Any], bool]:
-    """JSON schema for a type hint; second value: whether None is allowed."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) != 1:
-            raise ToolDefinitionError(f"{where}: only X | None unions are supported")
-        return _schema_for(rest[0], where)[0], True
-    if origin is typing.Literal:
-        kinds = {type(a) for a in args}
-        if len(kinds) != 1 or next(iter(kinds)) not in _JSON_TYPES:
-            raise ToolDefinitionError(f"{where}: Literal values must share one simple type")
-        return {"type": _JSON_TYPES[next(iter(kinds))], "enum": list(args)}, False
-    if origin in (list, tuple) or hint in (list, tuple):
-        schema: dict[str, Any] = {"type": "array"}
-        if args:
-            schema["items"] = _schema_for(args[0], where)[0]
-        return schema, False
-    if origin is dict or hint is dict:
-        return {"type": "object"}, False
-    if hint in _JSON_TYPES:
-        return {"type": _JSON_TYPES[hint]}, False
-    raise ToolDefinitionError(f"{where}: unsupported type hint {hint!r}")
-
-
-_ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
-_SECTION = re.compile(r"^\s*(Returns|Raises|Yields|Examples?|Notes?):\s*$", re.MULTILINE)
-
-
 def _unwrap(text: str) -> str:
     """Join hard-wrapped lines; keep blank-line paragraph breaks."""
     paragraphs = re.split(r"\n\s*\n", text.strip())
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Google-style docstring -> (summary, {param: description})."""
-    doc = inspect.cleandoc(doc)
-    m = _ARGS_HEADER.search(doc)
-    summary = _unwrap(doc if not m else doc[: m.start()])
-    if not m:
-        return summary, {}
-    body = doc[m.end() :]
-    end = _SECTION.search(body)
-    if end:
-        body = body[: end.start()]
-    params: dict[str, str] = {}
-    current: str | None = None
-    indent = 0
-    for line in body.splitlines():
-        pm = re.match(r"^\s{0,8}(\w+)\s*(\([^)]*\))?\s*:\s*(.*)$", line)
-        if pm and (current is None or len(line) - len(line.lstrip()) <= indent):
-            current = pm.group(1)
-            indent = len(line) - len(line.lstrip())
-            params[current] = pm.group(3).strip()
-        elif current and line.strip():
-            params[current] = (params[current] + " " + line.strip()).strip()
-    return summary, params
+def _function_schema(func: Callable[..., Any], tool_name: str) -> tuple[str, dict[str, Any]]:
+    """(description, parameters) from transformers' get_json_schema, refusals made ours.
+
+    get_json_schema reads the hints and the Google-style docstring; what it cannot express
+    for us is refused here: a parameter must have exactly one JSON type (the validator below
+    coerces to that type), so Any, unions of several types and mixed-type Literals fail.
+    """
+    from transformers.utils import get_json_schema
+    from transformers.utils.chat_template_utils import (
+        DocstringParsingException,
+        TypeHintParsingException,
+    )
+
+    try:
+        function = get_json_schema(func)["function"]
+    except TypeHintParsingException as e:
+        raise ToolDefinitionError(f"tool {tool_name!r}: unsupported type hint: {e}") from None
+    except DocstringParsingException as e:
+        raise ToolDefinitionError(f"tool {tool_name!r}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - NameError, TypeError... from a bad annotation
+        raise ToolDefinitionError(f"tool {tool_name!r}: cannot resolve type hints: {e}") from None
+    parameters = function["parameters"]
+    for pname, schema in parameters["properties"].items():
+        kind = schema.get("type")
+        if not isinstance(kind, str):
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}, parameter {pname!r}: unsupported type hint "
+                f"(needs one JSON type, or X | None; got {kind or schema})"
+            )
+    return _unwrap(function.get("description") or ""), parameters
 
 
 @dataclass(frozen=True)
@@ -125,9 +90,14 @@ class Tool:
     # A regex over the user's question: when it matches, an answer without this tool is
     # suspect (the agent's "reject" aid re-asks once). "" for tools with no such rule.
     needed_when: str = ""
+    nullable: frozenset[str] = frozenset()  # parameters typed X | None: null is a value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
+
+    def clearly_needed(self, question: str) -> bool:
+        """Whether needed_when matches the question."""
+        return bool(self.needed_when) and re.search(self.needed_when, question) is not None
 
     @property
     def param_names(self) -> list[str]:
@@ -172,10 +142,20 @@ class Tool:
                 f"{self.name} got unknown parameter(s) {unknown}; its parameters are "
                 f"{self.param_names}"
             )
-        missing = [k for k in self.parameters.get("required", []) if k not in arguments]
+        required = self.parameters.get("required", [])
+        missing = [k for k in required if k not in arguments]
         if missing:
             raise ToolArgumentError(f"{self.name} is missing required parameter(s) {missing}")
-        return {k: _coerce(v, props[k], f"{self.name}.{k}") for k, v in arguments.items()}
+        out: dict[str, Any] = {}
+        for k, v in arguments.items():
+            if v is None and k not in self.nullable:
+                if k in required:
+                    raise ToolArgumentError(
+                        f"{self.name}.{k} is required: give a {props[k].get('type')}, not null"
+                    )
+                continue  # null for a parameter with a default: the default applies
+            out[k] = _coerce(v, props[k], f"{self.name}.{k}")
+        return out
 
 
 def _coerce(value: Any, schema: dict[str, Any], where: str) -> Any:
@@ -238,41 +218,52 @@ def make_tool(
     timeout: float = DEFAULT_TIMEOUT,
     needed_when: str = "",
 ) -> Tool:
+    """A Tool from a typed, documented function; raises ToolDefinitionError when it can't be."""
+    from transformers.utils.chat_template_utils import parse_google_format_docstring
+
     tool_name = name or func.__name__
     if not _NAME.fullmatch(tool_name):
         raise ToolDefinitionError(
             f"tool name {tool_name!r} must be 1-64 letters, digits, '_' or '-' (function-calling "
             "APIs refuse other names)"
         )
-    if not func.__doc__ or not func.__doc__.strip():
+    doc = inspect.getdoc(func)
+    if not doc or not doc.strip():
         raise ToolDefinitionError(f"tool {tool_name!r} needs a docstring describing it")
-    summary, param_docs = _parse_docstring(func.__doc__)
-    if not summary:
-        raise ToolDefinitionError(f"tool {tool_name!r}: the docstring needs a summary line")
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception as e:  # noqa: BLE001 - NameError, TypeError... from a bad annotation
-        raise ToolDefinitionError(f"tool {tool_name!r}: cannot resolve type hints: {e}") from None
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    for pname, param in inspect.signature(func).parameters.items():
+    # Checked here first so the messages name the parameter and say what to add.
+    _, param_docs, _ = parse_google_format_docstring(doc)
+    signature = inspect.signature(func)
+    for pname, param in signature.parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ToolDefinitionError(f"tool {tool_name!r}: *args/**kwargs are not supported")
         where = f"tool {tool_name!r}, parameter {pname!r}"
-        if pname not in hints:
+        if param.annotation is inspect.Parameter.empty:
             raise ToolDefinitionError(f"{where}: missing type hint")
-        if not param_docs.get(pname):
+        if not (param_docs or {}).get(pname):
             raise ToolDefinitionError(f"{where}: missing description in the docstring Args")
-        schema, nullable = _schema_for(hints[pname], where)
-        schema["description"] = param_docs[pname]
+    summary, parameters = _function_schema(func, tool_name)
+    if not summary:
+        raise ToolDefinitionError(f"tool {tool_name!r}: the docstring needs a summary line")
+    nullable: set[str] = set()
+    required: list[str] = []
+    for pname, param in signature.parameters.items():
+        schema = parameters["properties"][pname]
+        if schema.pop("nullable", False):  # not JSON Schema; grammar engines refuse it
+            nullable.add(pname)
         if param.default is not inspect.Parameter.empty and param.default is not None:
             if not _json_safe(param.default):
+                where = f"tool {tool_name!r}, parameter {pname!r}"
                 raise ToolDefinitionError(f"{where}: default {param.default!r} is not JSON")
             schema["default"] = param.default
-        props[pname] = schema
-        if param.default is inspect.Parameter.empty and not nullable:
+        if param.default is inspect.Parameter.empty and pname not in nullable:
             required.append(pname)
-    parameters = {"type": "object", "properties": props, "required": required}
+    parameters["required"] = required
+    if needed_when:
+        try:
+            re.compile(needed_when)
+        except re.error as e:
+            msg = f"tool {tool_name!r}: needed_when is not a regex: {e}"
+            raise ToolDefinitionError(msg) from None
     return Tool(
         name=tool_name,
         name_for_human=name_for_human or tool_name.replace("_", " ").title(),
@@ -281,6 +272,7 @@ def make_tool(
         func=func,
         timeout=timeout,
         needed_when=needed_when,
+        nullable=frozenset(nullable),
     )
 
 

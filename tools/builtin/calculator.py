@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -193,11 +194,61 @@ _REFUSED: dict[type, str] = {
 }
 
 
+_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁽⁾", "0123456789+-()")
+_SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁽⁾]+")
+_VULGAR = "¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞"
+# "3½" is a mixed number (3.5); a fraction after a decimal ("0.5½") is refused below.
+_MIXED = re.compile(rf"(?<![\d.])(\d+)?([{_VULGAR}])")
+_SYMBOLS = {
+    "×": "*",
+    "÷": "/",
+    "−": "-",  # minus sign
+    "–": "-",  # en dash, as typed for minus
+    "·": "*",
+    "⋅": "*",
+    "∗": "*",
+    "∕": "/",
+    "⁄": "/",  # fraction slash
+    "π": "pi",
+}
+
+
+def _fraction(match: re.Match[str]) -> str:
+    num, den = unicodedata.normalize("NFKC", match.group(2)).split("⁄")
+    whole = match.group(1)
+    return f"({whole}+{num}/{den})" if whole else f"({num}/{den})"
+
+
 def normalize(expression: str) -> str:
-    """Accept what people and models write: full-width characters, ×, ÷, ^, Unicode minus."""
-    text = unicodedata.normalize("NFKC", expression)
-    for src, dst in (("×", "*"), ("÷", "/"), ("−", "-"), ("–", "-"), ("·", "*"), ("^", "**")):
+    """Accept what people and models write, each character with its written meaning.
+
+    Full-width forms (`１２＋３`, `（）`) become ASCII; superscripts are exponents (`3²` ->
+    `3**(2)`, `10⁻³` -> `10**(-3)`); vulgar fractions are fractions (`½`, `3½` = 3.5); `×`,
+    `÷`, the minus sign, `^` and `π` are operators and pi. Unicode's NFKC is not used: it
+    turns `3²` into `32` and `①` into `1`, a different number. Any other non-ASCII character
+    is refused by name.
+    """
+    chars = []
+    for ch in expression:
+        code = ord(ch)
+        if 0xFF01 <= code <= 0xFF5E:  # full-width ASCII
+            ch = chr(code - 0xFEE0)
+        elif ch != " " and unicodedata.category(ch) == "Zs":  # ideographic / no-break spaces
+            ch = " "
+        chars.append(ch)
+    text = "".join(chars)
+    text = _SUPERSCRIPT_RUN.sub(lambda m: f"**({m.group().translate(_SUPERSCRIPT)})", text)
+    text = _MIXED.sub(_fraction, text)
+    for src, dst in _SYMBOLS.items():
         text = text.replace(src, dst)
+    text = text.replace("^", "**")
+    for ch in text:
+        if not (ch.isascii() and (ch.isprintable() or ch in "\t\n\r")):
+            name = unicodedata.name(ch, "unnamed character")
+            raise CalculatorError(
+                f"unsupported character {ch!r} (U+{ord(ch):04X} {name}); write the expression "
+                "with digits, + - * / ** ( ) and the listed functions"
+            )
     return text.strip().rstrip("=").strip()
 
 

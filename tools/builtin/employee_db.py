@@ -1,7 +1,11 @@
 """The seed's employee database, as a real SQLite file the agent can only read.
 
-The file is created (and seeded) on first use; queries open it with `mode=ro` and bind the
-name as a parameter, so neither a crafted name nor a confused model can change or dump it.
+The data is the seed's, fact for fact: 张三 男 5月5日 业务员; 李四 女 10月3日 画师;
+王五 男 12月19日 业务经理. The seed gives month and day only, no year, so that is what is
+stored. The file is created (and seeded) on first use and stamped with SCHEMA_VERSION; a file
+left by an older version (other data, other columns) is rebuilt, never served stale. Queries
+open it with `mode=ro` and bind the name as a parameter, so neither a crafted name nor a
+confused model can change or dump it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,25 @@ from tools.registry import Tool, make_tool
 
 Language = Literal["zh", "en"]
 
+# Bump when SEED_EMPLOYEES or _SCHEMA change: older files are then rebuilt on first use.
+# 0: files from before the stamp (birthdays 1990-10-15 ...); 1: the seed's data.
+SCHEMA_VERSION = 1
+
+MONTHS_EN = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
 
 @dataclass(frozen=True)
 class Employee:
@@ -28,17 +51,16 @@ class Employee:
     name_en: str
     gender_zh: str
     gender_en: str
-    birthday: str  # ISO date
+    birth_month: int
+    birth_day: int
     position_zh: str
     position_en: str
 
 
-# Zhang San's birthday is in October so the seed's question ("It is February now: how many
-# months until his birthday?") has an answer.
 SEED_EMPLOYEES: tuple[Employee, ...] = (
-    Employee("张三", "Zhang San", "男", "male", "1990-10-15", "软件工程师", "Software Engineer"),
-    Employee("李四", "Li Si", "女", "female", "1992-03-08", "产品经理", "Product Manager"),
-    Employee("王五", "Wang Wu", "男", "male", "1988-07-22", "数据分析师", "Data Analyst"),
+    Employee("张三", "Zhang San", "男", "male", 5, 5, "业务员", "Salesperson"),
+    Employee("李四", "Li Si", "女", "female", 10, 3, "画师", "Illustrator"),
+    Employee("王五", "Wang Wu", "男", "male", 12, 19, "业务经理", "Sales Manager"),
 )
 
 _SCHEMA = """
@@ -49,7 +71,8 @@ CREATE TABLE employees (
     name_key TEXT NOT NULL UNIQUE,
     gender_zh TEXT NOT NULL,
     gender_en TEXT NOT NULL,
-    birthday TEXT NOT NULL,
+    birth_month INTEGER NOT NULL CHECK (birth_month BETWEEN 1 AND 12),
+    birth_day INTEGER NOT NULL CHECK (birth_day BETWEEN 1 AND 31),
     position_zh TEXT NOT NULL,
     position_en TEXT NOT NULL
 )
@@ -78,8 +101,13 @@ def name_key(name: str) -> str:
     return re.sub(r"\s+", "", name).casefold()
 
 
+def birthday_text(month: int, day: int, language: Language) -> str:
+    """The birthday as the seed writes it: "5月5日", or "May 5" in English."""
+    return f"{month}月{day}日" if language == "zh" else f"{MONTHS_EN[month - 1]} {day}"
+
+
 def create_db(path: Path, employees: tuple[Employee, ...] = SEED_EMPLOYEES) -> Path:
-    """Write a seeded database to `path` atomically (a temp file renamed into place)."""
+    """Write a seeded, version-stamped database to `path` atomically (temp file renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".employees-", suffix=".sqlite", dir=path.parent)
     os.close(fd)
@@ -88,7 +116,8 @@ def create_db(path: Path, employees: tuple[Employee, ...] = SEED_EMPLOYEES) -> P
             con.execute(_SCHEMA)
             con.executemany(
                 "INSERT INTO employees (name_zh, name_en, name_key, gender_zh, gender_en, "
-                "birthday, position_zh, position_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "birth_month, birth_day, position_zh, position_en) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         e.name_zh,
@@ -96,13 +125,15 @@ def create_db(path: Path, employees: tuple[Employee, ...] = SEED_EMPLOYEES) -> P
                         name_key(e.name_en),
                         e.gender_zh,
                         e.gender_en,
-                        e.birthday,
+                        e.birth_month,
+                        e.birth_day,
                         e.position_zh,
                         e.position_en,
                     )
                     for e in employees
                 ],
             )
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         con.close()
         os.replace(tmp, path)
     finally:
@@ -111,19 +142,50 @@ def create_db(path: Path, employees: tuple[Employee, ...] = SEED_EMPLOYEES) -> P
     return path
 
 
-def ensure_db(path: Path | str | None = None) -> Path:
-    """The database path, creating and seeding the file if it does not exist yet."""
-    p = Path(path).expanduser() if path is not None else default_db_path()
-    with _create_lock:
-        if not p.exists():
-            create_db(p)
-    return p
-
-
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A connection that cannot write (SQLite `mode=ro` URI)."""
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     return sqlite3.connect(uri, uri=True)
+
+
+def _file_version(path: Path) -> int:
+    """The file's SCHEMA_VERSION stamp; EmployeeDBError if it is not a readable database."""
+    try:
+        con = connect_readonly(path)
+        try:
+            (version,) = con.execute("PRAGMA user_version").fetchone()
+            con.execute("SELECT count(*) FROM employees").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise EmployeeDBError(f"employee database {path} is unreadable: {e}") from None
+    return int(version)
+
+
+def ensure_db(path: Path | str | None = None) -> Path:
+    """The database path, creating it if missing and rebuilding it if an older version wrote it.
+
+    An older file is kept beside the new one as `<name>.old`. A file that is not a readable
+    employee database is left alone; lookups then report it as unreadable.
+    """
+    p = Path(path).expanduser() if path is not None else default_db_path()
+    with _create_lock:
+        if not p.exists():
+            create_db(p)
+            return p
+        try:
+            version = _file_version(p)
+        except EmployeeDBError:
+            return p
+        if version < SCHEMA_VERSION:
+            os.replace(p, p.with_name(p.name + ".old"))
+            create_db(p)
+        elif version > SCHEMA_VERSION:
+            raise EmployeeDBError(
+                f"employee database {p} was written by a newer version of this app "
+                f"(schema {version}, this one reads {SCHEMA_VERSION}); move it away to rebuild it"
+            )
+    return p
 
 
 class EmployeeDB:
@@ -136,6 +198,9 @@ class EmployeeDB:
         self.language = language
 
     def lookup(self, name: str) -> dict[str, Any] | None:
+        """The employee's record in the DB's language, or None when there is no such name."""
+        if not isinstance(name, str):
+            raise TypeError(f"the employee's name must be text, got {name!r}")
         cleaned = name.strip()
         if not cleaned:
             return None
@@ -143,8 +208,8 @@ class EmployeeDB:
             con = connect_readonly(self.path)
             try:
                 row = con.execute(
-                    "SELECT name_zh, name_en, gender_zh, gender_en, birthday, position_zh, "
-                    "position_en FROM employees WHERE name_zh = ? OR name_key = ?",
+                    "SELECT name_zh, name_en, gender_zh, gender_en, birth_month, birth_day, "
+                    "position_zh, position_en FROM employees WHERE name_zh = ? OR name_key = ?",
                     (cleaned, name_key(cleaned)),
                 ).fetchone()
             finally:
@@ -154,21 +219,15 @@ class EmployeeDB:
         if row is None:
             return None
         e = Employee(*row)
-        if self.language == "zh":
-            return {
-                "name": e.name_zh,
-                "name_en": e.name_en,
-                "gender": e.gender_zh,
-                "birthday": e.birthday,
-                "position": e.position_zh,
-            }
-        return {
-            "name": e.name_en,
-            "name_zh": e.name_zh,
-            "gender": e.gender_en,
-            "birthday": e.birthday,
-            "position": e.position_en,
-        }
+        zh = self.language == "zh"
+        record: dict[str, Any] = {"name": e.name_zh if zh else e.name_en}
+        record["name_en" if zh else "name_zh"] = e.name_en if zh else e.name_zh
+        record["gender"] = e.gender_zh if zh else e.gender_en
+        record["birthday"] = birthday_text(e.birth_month, e.birth_day, self.language)
+        record["birth_month"] = e.birth_month
+        record["birth_day"] = e.birth_day
+        record["position"] = e.position_zh if zh else e.position_en
+        return record
 
     def not_found(self, name: str) -> str:
         return "查无此人" if self.language == "zh" else f"No such employee: {name}"
@@ -179,7 +238,7 @@ def make_employee_db_tool(db_path: Path | str | None = None, language: Language 
     db = EmployeeDB(db_path, language)
 
     def employee_db(name: str) -> dict[str, Any] | str:
-        """Look up a company employee by name: gender, birthday (YYYY-MM-DD) and position.
+        """Look up a company employee by name: gender, birthday (month and day) and position.
 
         Args:
             name: The employee's full name in Chinese (e.g. 张三) or pinyin (e.g. Zhang San).

@@ -1,0 +1,3 @@
+from llm.serve.cli import main
+
+main()
