@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from llm.chatml import arguments_as_objects, render_chatml
-from llm.constrain.hf import ConstraintProcessor, supports
+from llm.constrain.hf import ConstraintProcessor, supports, warm
 from llm.stopwords import StopWordFilter
 from llm.types import (
     CHATML_STOP_WORDS,
@@ -182,6 +182,8 @@ class TransformersBackend:
         self._lock = threading.Lock()  # one generation at a time on this model
         self._pieces: dict[int, str] = {}
         self.eos_ids = self._eos_ids()
+        if self.info.supports_constraints:  # the grammar engine's tokenizer, built once
+            warm(model, tokenizer, tuple(sorted(self.eos_ids)))
 
     # ---- prompt -----------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """Constraints on the transformers backend: a logits processor around a ConstraintSession.
 
-llguidance's view of a Hugging Face tokenizer takes about a second to build (seconds on a
-busy machine), so it is built on the first constrained request and kept per tokenizer. The
-processor runs inside generate() after the repetition penalty and before temperature /
-top-k / top-p, so sampling only ever chooses among tokens the grammar allows.
+llguidance's view of a Hugging Face tokenizer takes one to several seconds to build (and
+holds the GIL while it parses), so the backend starts building it in the background when it
+is created (warm) and keeps it per tokenizer; the first constrained request waits for it if
+it is not done. The processor runs inside generate() after the repetition penalty and before
+temperature / top-k / top-p, so sampling only ever chooses among tokens the grammar allows.
 """
 
 from __future__ import annotations
@@ -42,6 +43,30 @@ def grammar_cache(tokenizer: Any, vocab_size: int, eos_ids: tuple[int, ...]) -> 
             entry = (key, GrammarCache(lltok))
             _caches[tokenizer] = entry
         return entry[1]
+
+
+def logits_width(model: Any) -> int:
+    """How many logits the model produces per step (its vocabulary as the sampler sees it)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if weight is not None:
+        return int(weight.shape[0])
+    return int(model.config.get_text_config().vocab_size)
+
+
+def warm(model: Any, tokenizer: Any, eos_ids: tuple[int, ...]) -> threading.Thread:
+    """Build the grammar cache for this model in a background thread (errors surface, as a
+    note, on the first constrained request instead)."""
+
+    def build() -> None:
+        try:
+            grammar_cache(tokenizer, logits_width(model), eos_ids)
+        except Exception:  # noqa: BLE001 - retried (and reported) on first use
+            pass
+
+    thread = threading.Thread(target=build, name="llguidance-tokenizer", daemon=True)
+    thread.start()
+    return thread
 
 
 class ConstraintProcessor:
