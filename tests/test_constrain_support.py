@@ -19,12 +19,12 @@ from tools.registry import Tool, ToolRegistry
 BONUS = 50.0  # far above a random tiny model's logits
 
 
-class PreferLines(LogitsProcessor):
-    def __init__(self, tokenizer: Any, script: str, prompt_len: int, bonus: float = BONUS):
+class LineScript:
+    """Which character a script wants next, given the output so far, line by line."""
+
+    def __init__(self, script: str):
         assert script.isascii(), "one token per ASCII character keeps the alignment exact"
-        self.tok, self.lines = tokenizer, script.split("\n")
-        self.prompt_len, self.bonus = prompt_len, bonus
-        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.lines = script.split("\n")
 
     def next_char(self, text: str) -> str | None:
         """The script's next character for output `text` ("" = the end), None if off script."""
@@ -36,9 +36,18 @@ class PreferLines(LogitsProcessor):
             return self.lines[i][len(line)]
         return "\n" if i + 1 < len(self.lines) else ""
 
+
+class PreferLines(LogitsProcessor):
+    """The transformers form: a logits processor for TransformersBackend's logits_hook."""
+
+    def __init__(self, tokenizer: Any, script: str, prompt_len: int, bonus: float = BONUS):
+        self.tok, self.script = tokenizer, LineScript(script)
+        self.prompt_len, self.bonus = prompt_len, bonus
+        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
     def __call__(self, input_ids, scores):
         ids = input_ids[0, self.prompt_len :].tolist()
-        ch = self.next_char(self.tok.decode(ids, skip_special_tokens=False))
+        ch = self.script.next_char(self.tok.decode(ids, skip_special_tokens=False))
         if ch is None:
             return scores
         token = self.end if ch == "" else self.tok.encode(ch, add_special_tokens=False)[0]
