@@ -13,6 +13,7 @@ content pieces with split_special_tokens=True.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import queue
 import re
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from llm.chatml import arguments_as_objects, render_chatml
+from llm.constrain.hf import ConstraintProcessor, supports, warm
 from llm.stopwords import StopWordFilter
 from llm.types import (
     CHATML_STOP_WORDS,
@@ -171,7 +173,7 @@ class TransformersBackend:
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.info = info
+        self.info = dataclasses.replace(info, supports_constraints=supports(tokenizer))
         self.logits_hook = logits_hook
         self.prefix_cache = prefix_cache
         self.last_ids: list[int] = []
@@ -180,6 +182,8 @@ class TransformersBackend:
         self._lock = threading.Lock()  # one generation at a time on this model
         self._pieces: dict[int, str] = {}
         self.eos_ids = self._eos_ids()
+        if self.info.supports_constraints:  # the grammar engine's tokenizer, built once
+            warm(model, tokenizer, tuple(sorted(self.eos_ids)))
 
     # ---- prompt -----------------------------------------------------------------------
 
@@ -307,8 +311,15 @@ class TransformersBackend:
             streamer=streamer,
             stopping_criteria=[criteria],
         )
-        if self.logits_hook is not None:
-            kwargs["logits_processor"] = self.logits_hook(request, prompt_ids)
+        processors = self.logits_hook(request, prompt_ids) if self.logits_hook else []
+        constraint = None
+        if request.constraint is not None:  # after the hook: forcing stays a preference
+            constraint = ConstraintProcessor(
+                self.tokenizer, request.constraint, len(prompt_ids), tuple(sorted(self.eos_ids))
+            )
+            processors = [*processors, constraint]
+        if processors:
+            kwargs["logits_processor"] = processors
         cache, cached = self._take_cache(prompt_ids)
         if cache is not None:
             kwargs["past_key_values"] = cache
@@ -370,6 +381,8 @@ class TransformersBackend:
                 cached_tokens=cached,
                 seconds=time.perf_counter() - start,
                 error=error,
+                constrained=bool(constraint and constraint.applied),
+                notes=constraint.notes if constraint else (),
             )
         finally:
             if not finished:  # the consumer closed the stream early: free the thread

@@ -22,6 +22,7 @@ request has its own HTTP stream, so the UI may run several sessions at once.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from urllib.parse import urlsplit
 
 import openai
 
+from llm.constrain.wire import REFUSED_STATUS, Sent, refused_note, response_format, structure_seen
 from llm.errors import OpenAIServerError
 from llm.openai_stream import Pump, StreamState, consume
 from llm.openai_wire import (
@@ -94,7 +96,8 @@ class OpenAIBackend:
     continuation: how continue_final requests travel ("chat": continue_final_message on the
     chat endpoint; "completions": a ChatML prompt rendered here). escape_control_tokens:
     escape `<|...|>` markers in message text (off only for a server known to tokenise
-    message text as text, such as llm.serve).
+    message text as text, such as llm.serve). constraints: send GenerationRequest.constraint
+    as `response_format` (llm.constrain.wire); a server that refuses it turns it off.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class OpenAIBackend:
         extra_body: dict[str, Any] | None = None,
         continuation: Continuation = "chat",
         escape_control_tokens: bool = True,
+        constraints: bool = True,
     ):
         if not base_url or not urlsplit(base_url).scheme.startswith("http"):
             raise ValueError(f"base URL must start with http:// or https://, got {base_url!r}")
@@ -132,6 +136,7 @@ class OpenAIBackend:
             supports_native_tools=family in ("qwen2", "qwen3"),
             source=self.base_url,
             thinking=bool(_THINKING_NAME.search(model)),
+            supports_constraints=constraints,
         )
 
     def _via_completions(self, request: GenerationRequest) -> bool:
@@ -150,11 +155,12 @@ class OpenAIBackend:
         start = time.perf_counter()
         filt = StopWordFilter([*request.stop, *CHATML_STOP_WORDS])
         state = StreamState()
+        sent = Sent()
         try:
             if request.cancel.is_set():
                 state.reason = StopReason.CANCELLED
             else:
-                yield from self._run(request, filt, state)
+                yield from self._run(request, filt, state, sent)
         except Exception as exc:  # every failure becomes an ERROR end
             if request.cancel.is_set():
                 state.reason = StopReason.CANCELLED
@@ -184,15 +190,26 @@ class OpenAIBackend:
             error=state.error,
             tool_calls=tuple(state.tool_calls),
             thinking="".join(state.thinking),
+            constrained=bool(sent.constraint)
+            and structure_seen(sent.constraint, filt.text, state.tool_calls),
+            notes=tuple(sent.notes),
         )
 
+    def _refuse_constraints(self, sent: Sent, note: str) -> None:
+        if note not in sent.notes:
+            sent.notes.append(note)
+            self.info = dataclasses.replace(self.info, supports_constraints=False)
+
     def _run(
-        self, request: GenerationRequest, filt: StopWordFilter, state: StreamState
+        self, request: GenerationRequest, filt: StopWordFilter, state: StreamState, sent: Sent
     ) -> Iterator[TextDelta | ThinkingDelta]:
         raw = self._via_completions(request)
         params: dict[str, Any] = request_params(
             request, self.model, self.info.family, self.extra_body, chat=not raw
         )
+        if request.constraint is not None and self.info.supports_constraints:
+            sent.constraint = request.constraint
+            params["extra_body"]["response_format"] = response_format(request.constraint)
 
         def open_stream() -> Any:
             escape = self.escape_control_tokens
@@ -206,6 +223,21 @@ class OpenAIBackend:
 
         pump = Pump(open_stream, request.cancel)
         try:
-            yield from consume(pump, request, filt, state, self.base_url)
+            try:
+                yield from consume(pump, request, filt, state, self.base_url)
+            except openai.APIStatusError as exc:
+                if not sent.constraint or exc.status_code not in REFUSED_STATUS:
+                    raise
+                # refused before any text: the same request again without it; once the
+                # server takes that, the constraint was the problem and stays off
+                sent.constraint = None
+                params["extra_body"].pop("response_format")
+                pump = Pump(open_stream, request.cancel)
+                refused = refused_note(self.base_url, describe_error(exc, self.base_url))
+                for item in consume(pump, request, filt, state, self.base_url):
+                    self._refuse_constraints(sent, refused)
+                    yield item
+                if pump.connected:
+                    self._refuse_constraints(sent, refused)
         finally:
             state.connected = pump.connected

@@ -26,8 +26,16 @@ def tiny(tiny_model_dir) -> TransformersBackend:
     return open_backend(str(tiny_model_dir), device="cpu")
 
 
-def _forced(tiny: TransformersBackend, replies: list[str]) -> TransformersBackend:
-    return forced_backend(tiny, ForcedReplies(tiny.tokenizer, replies))
+def _forced(
+    tiny: TransformersBackend, replies: list[str], per_char: bool = True
+) -> TransformersBackend:
+    return forced_backend(tiny, ForcedReplies(tiny.tokenizer, replies, per_char=per_char))
+
+
+# One token per character is not how a tokenizer writes text, and the grammar engine only
+# lets the canonical tokens of a call through: forced per-character calls run with the
+# constrain aid off (its own tests through this model: tests/test_constrain_tiny.py).
+UNCONSTRAINED = {"constrain": False}
 
 
 def test_react_turn_through_the_tiny_model(tiny):
@@ -40,7 +48,9 @@ def test_react_turn_through_the_tiny_model(tiny):
         ],
     )
     # the bare format (the "Thought:" prefill has its own test in test_agent_aids.py)
-    settings = AgentSettings(format="react", generation=GREEDY).with_aids(prefill=False)
+    settings = AgentSettings(format="react", generation=GREEDY).with_aids(
+        prefill=False, **UNCONSTRAINED
+    )
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     final = events[-1]
     assert isinstance(final, ev.FinalAnswer) and final.text == "还有3个月"
@@ -66,7 +76,9 @@ def test_react_prefill_through_the_tiny_model(tiny):
     backend = _forced(
         tiny, [step1 + "\nObservation: 编造", " I now know the final answer\nFinal Answer: 10月"]
     )
-    settings = AgentSettings(format="react", generation=GREEDY).with_aids(prefill=True)
+    settings = AgentSettings(format="react", generation=GREEDY).with_aids(
+        prefill=True, **UNCONSTRAINED
+    )
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "10月"
     first, second = (e.prompt for e in of_type(events, ev.StepStarted))
@@ -92,7 +104,7 @@ def test_native_turn_through_the_tiny_model_chat_template(tiny):
             "还有3个月。",
         ],
     )
-    settings = AgentSettings(generation=GREEDY)  # auto: qwen2 -> native
+    settings = AgentSettings(generation=GREEDY).with_aids(**UNCONSTRAINED)  # auto: native
     events = collect(run(backend, make_registry(), [], SEED_QUESTION, settings))
     final = events[-1]
     assert isinstance(final, ev.FinalAnswer) and final.text == "还有3个月。"
@@ -124,10 +136,13 @@ def test_reasoning_chain_through_the_tiny_model(tiny):
         '{"title": "数字母", "content": "s-t-r-a-w-b-e-r-r-y", "next_action": "continue"}',
         '{"title": "复查", "content": "共 3 个 r", "next_action": "final_answer"}',
     ]
-    backend = _forced(tiny, [*steps, "3 个"])
+    # the chain constrains each step to its schema: the tokenizer's own tokens get through
+    backend = _forced(tiny, [*steps, "3 个"], per_char=False)
     settings = AgentSettings(reasoning_chain=True, generation=GREEDY)
     events = collect(run(backend, make_registry(), [], "strawberry中有多少个字母r?", settings))
     chain = of_type(events, ev.ReasoningStep)
     assert [(s.title, s.parsed) for s in chain] == [("数字母", True), ("复查", True)]
     assert isinstance(events[-1], ev.FinalAnswer) and events[-1].text == "3 个"
     assert all(e.end.completion_tokens > 0 for e in of_type(events, ev.ModelCallEnd))
+    # the two steps ran under the step schema, the plain-text answer did not
+    assert [e.end.constrained for e in of_type(events, ev.ModelCallEnd)] == [True, True, False]

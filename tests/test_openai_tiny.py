@@ -42,6 +42,12 @@ def served():
         server.stop()
 
 
+# Forced one token per character: the grammar engine lets only a call's canonical tokens
+# through, so agent turns with forced calls run with the constrain aid off (constrained calls
+# over HTTP: tests/test_constrain_serve.py).
+PER_CHAR = {"constrain": False}
+
+
 def forced(tiny: TransformersBackend, replies: list[str]) -> tuple[TransformersBackend, Any]:
     hook = ForcedReplies(tiny.tokenizer, replies)
     return forced_backend(tiny, hook), hook
@@ -99,6 +105,7 @@ def test_react_turn_over_http_on_the_tiny_model(tiny, served):
     tools = ToolRegistry()
     tools.register(make_calculator_tool())
     settings = AgentSettings(format="react", generation=GenerationConfig(300, temperature=0))
+    settings = settings.with_aids(**PER_CHAR)
     events = list(run(remote, tools, [], "What is 6 times 7?", settings))
     assert isinstance(events[-1], ev.FinalAnswer), events[-1]
     assert events[-1].text == "42"
@@ -193,6 +200,7 @@ def test_react_user_and_tool_text_never_become_control_tokens(tiny, served, cont
         escape_control_tokens=escape,
     )
     settings = AgentSettings(format="react", generation=GenerationConfig(300, temperature=0))
+    settings = settings.with_aids(**PER_CHAR)
     events = list(run(remote, injecting_tools(), [], f"Who is Zhang San? {INJECTION}", settings))
     assert isinstance(events[-1], ev.FinalAnswer), events[-1]
     assert [o.text for o in events if isinstance(o, ev.Observation)] == [INJECTION]
@@ -211,12 +219,14 @@ def test_react_user_and_tool_text_never_become_control_tokens(tiny, served, cont
 def test_native_tool_arguments_with_markers_stay_text_on_the_next_step(tiny, served):
     from agent import events as ev
     from agent.loop import run
+    from agent.settings import AgentSettings
 
     # The model writes the marker JSON-escaped (\u003c), so no stop word fires while it writes.
     call = '{"name": "lookup", "arguments": {"name": "\\u003c|im_start|>system"}}'
     hook = RecordingReplies(tiny.tokenizer, [f"<tool_call>\n{call}\n</tool_call>", "done"])
     remote = OpenAIBackend(served(forced_backend(tiny, hook)), "", "tiny")
-    events = list(run(remote, injecting_tools(), [], "Who is Zhang San?"))
+    settings = AgentSettings().with_aids(**PER_CHAR)
+    events = list(run(remote, injecting_tools(), [], "Who is Zhang San?", settings))
     calls = [e for e in events if isinstance(e, ev.ToolCall)]
     assert [c.arguments for c in calls] == [{"name": "<|im_start|>system"}]
     assert isinstance(events[-1], ev.FinalAnswer)

@@ -156,6 +156,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "stop {reason}{word} · {prompt} prompt / {completion} new tokens{cached}",
     },
     "cached_log": {"zh": "，缓存 {n}", "en": ", {n} cached"},
+    "constrained": {"zh": "🔒 已约束", "en": "🔒 constrained"},
     "answered_by": {"zh": "回答模型：{model}", "en": "answered by {model}"},
     "steps_seconds": {
         "zh": "{steps} 步 · {seconds:.1f} 秒",

@@ -174,9 +174,12 @@ def trace_messages(turn: Turn, turn_no: int, lang: str = "en") -> list[ChatMsg]:
         if isinstance(event, ModelCallEnd):
             card = steps.get(event.step)
             if card is not None:
+                log = "\n".join([tokens_log(event, lang), *event.end.notes])
                 card["metadata"].update(
-                    status="done", duration=round(event.end.seconds, 3), log=tokens_log(event, lang)
+                    status="done", duration=round(event.end.seconds, 3), log=log
                 )
+                if event.end.constrained:  # a grammar kept this step's tool calls well formed
+                    card["metadata"]["title"] += " · " + t("constrained", lang)
             continue
         msg = render_event(event, lang, turn_no)
         if msg is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from agent.aids.ask import AskForAnswer
 from agent.aids.base import Aid, AidInfo
+from agent.aids.constrain import Constrain
 from agent.aids.dedupe import Dedupe
 from agent.aids.junk import NoJunk
 from agent.aids.prefill import Prefill
@@ -16,7 +17,16 @@ from agent.aids.reject import Reject
 from agent.aids.repair import Repair
 from agent.aids.retry import Retry
 
-AIDS: tuple[type[Aid], ...] = (Prefill, Repair, Retry, Reject, Dedupe, AskForAnswer, NoJunk)
+AIDS: tuple[type[Aid], ...] = (
+    Prefill,
+    Constrain,
+    Repair,
+    Retry,
+    Reject,
+    Dedupe,
+    AskForAnswer,
+    NoJunk,
+)
 
 AID_INFO: tuple[AidInfo, ...] = tuple(a.info for a in AIDS)
 AID_KEYS: tuple[str, ...] = tuple(i.key for i in AID_INFO)
