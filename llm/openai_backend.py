@@ -226,7 +226,7 @@ class OpenAIBackend:
             try:
                 yield from consume(pump, request, filt, state, self.base_url)
             except openai.APIStatusError as exc:
-                if not sent.constraint or exc.status_code not in REFUSED_STATUS:
+                if not sent.constraint or not _refuses_constraint(exc):
                     raise
                 # refused before any text: the same request again without it; once the
                 # server takes that, the constraint was the problem and stays off
@@ -241,3 +241,11 @@ class OpenAIBackend:
                     self._refuse_constraints(sent, refused)
         finally:
             state.connected = pump.connected
+
+
+def _refuses_constraint(exc: openai.APIStatusError) -> bool:
+    """The server refused the request because of its response_format: a 400/422, or a 500
+    whose message names the field (llama_cpp.server answers a validation error that way)."""
+    if exc.status_code in REFUSED_STATUS:
+        return True
+    return exc.status_code >= 500 and "response_format" in str(exc)

@@ -535,6 +535,30 @@ def test_http_500_raw_body_message(raw_server):
     assert end.error == f"The model server at {server.url} answered HTTP 500: engine dead."
 
 
+def test_a_500_naming_response_format_is_a_refused_constraint(raw_server):
+    """llama_cpp.server answers an unknown response_format type with HTTP 500 (a pydantic
+    validation error): that is a refusal, so the request goes again without it."""
+    from llm.types import Constraint, TaggedSchema
+
+    message = "1 validation error: ('body', 'response_format', 'type') Input should be 'text'"
+    body = json.dumps({"error": {"message": message}}).encode()
+    head = b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+    head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+    replies = [head + body, SSE_HEAD_CLOSE + sse_chunk("ok") + sse_chunk(finish="stop")]
+
+    def handler(conn):
+        conn.sendall(replies.pop(0) if replies else head + body)
+
+    server = raw_server(handler)
+    backend = OpenAIBackend(server.url, "", "m", max_retries=0)
+    tag = TaggedSchema("<tool_call>", {"type": "object"}, "</tool_call>")
+    request = GenerationRequest(USER, constraint=Constraint((tag,), ("<tool_call>",)))
+    end = drain(backend.stream(request))
+    assert end.text == "ok" and not end.error and "refused" in end.notes[0]
+    assert b"response_format" in server.requests[0] and b"response_format" not in server.requests[1]
+    assert not backend.info.supports_constraints
+
+
 def test_streamed_tool_call_deltas_become_calls(raw_server):
     def tc(index, id_=None, name=None, args=None):
         fn = {k: v for k, v in (("name", name), ("arguments", args)) if v is not None}
